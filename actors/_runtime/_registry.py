@@ -1,0 +1,60 @@
+"""Registry: actors by name, one per actor system (never module-level).
+
+The registry owns each name's mailbox for the life of the system. A supervisor *claims* a
+name when it creates the child and *releases* it when the child stops; a later claim of the
+same name (a restarted parent supervisor builds its children anew) reopens the same mailbox.
+So a ref that a strategy took to `risk` stays valid even when the whole `core` branch restarts.
+"""
+
+from __future__ import annotations
+
+from ._exceptions import ActorNotFoundError
+from ._mailbox import Mailbox, MailboxPolicy
+from ._ref import ActorRef
+
+
+class Registry:
+    """Names are unique in a system: status, logs and the control plane address actors by name."""
+
+    __slots__ = ("_claimed", "_refs")
+
+    def __init__(self) -> None:
+        self._refs: dict[str, ActorRef] = {}
+        self._claimed: set[str] = set()
+
+    def claim(self, name: str) -> ActorRef:
+        """Give `name` to a new child: its ref, with a mailbox that accepts messages.
+
+        Raises ValueError when a live child already holds the name.
+        """
+        if name in self._claimed:
+            raise ValueError(f"an actor named {name!r} already exists")
+        ref = self._refs.get(name)
+        if ref is None:
+            ref = ActorRef(name, Mailbox(name, MailboxPolicy()))
+            self._refs[name] = ref
+        else:
+            ref._mailbox.reopen()
+        self._claimed.add(name)
+        return ref
+
+    def release(self, name: str, *, forget: bool = False) -> None:
+        """The child is gone: close its mailbox. `forget` also drops the name for good."""
+        ref = self._refs.get(name)
+        if ref is not None:
+            ref._mailbox.close()
+            if forget:
+                del self._refs[name]
+        self._claimed.discard(name)
+
+    def lookup(self, name: str) -> ActorRef:
+        try:
+            return self._refs[name]
+        except KeyError:
+            raise ActorNotFoundError(name) from None
+
+    def names(self) -> list[str]:
+        return sorted(self._refs)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._refs

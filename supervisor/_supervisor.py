@@ -1,0 +1,581 @@
+"""The supervisor: starts children in order, restarts them by strategy, stops them in reverse.
+
+One task, the supervisor's loop, makes every decision: child exits, restart timers and
+commands (add, remove, restart a child) arrive as events on one channel and are handled one
+at a time, so no two decisions interleave. Children run in the supervisor's nursery, each in
+its own cancel scope.
+
+Error handling: an exception escaping a child is that child's crash; the supervisor restarts
+it (and siblings, by strategy) after a backoff. Beyond the restart intensity the supervisor
+gives up: it runs the `on_give_up` hook while the children still run (the daemon halts
+trading there and needs its gateways alive), stops every child, and raises
+SupervisorFailedError, which its parent handles as a crash of this child.
+
+Resource handling: stopping a child asks first (STOP on the system lane, or a nested
+supervisor's stop), waits its `shutdown_s`, then cancels it and reports ChildAbandoned. The
+tree always stops, child by child in reverse start order, each within its own bound.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Final, cast
+
+import trio
+
+from actors import Actor, ActorContext, ActorRef, Registry
+from actors.lowlevel import STOP, describe_error, run_actor
+
+from ._events import (
+    ChildAbandoned,
+    ChildExited,
+    ChildRestartScheduled,
+    ChildStarted,
+    ChildStopped,
+    EventSink,
+    SupervisorGaveUp,
+    ignore_events,
+)
+from ._exceptions import (
+    ChildNotFoundError,
+    DuplicateChildError,
+    SupervisionError,
+    SupervisorFailedError,
+)
+from ._snapshot import ActorSnapshot, ActorState, ErrorInfo
+from ._spec import ChildSpec, Restart, Strategy, SupervisorSpec
+
+logger = logging.getLogger(__name__)
+
+GIVE_UP_HOOK_S: Final = 10.0  # the give-up hook halts trading; it gets this long, shielded
+CANCEL_GRACE_S: Final = 1.0  # after cancelling a child, how long to wait for it to unwind
+
+GiveUpHook = Callable[[SupervisorFailedError], Awaitable[None]]
+
+
+class StartTimeoutError(SupervisionError):
+    """A child's on_start did not finish within its start_timeout_s."""
+
+
+@dataclass(eq=False)
+class _Run:
+    """One instance of a child, from start to exit."""
+
+    instance: Actor | Supervisor
+    scope: trio.CancelScope
+    done: trio.Event = field(default_factory=trio.Event)
+    ready: bool = False
+    stop_requested: bool = False
+    error: Exception | None = None
+
+
+@dataclass(eq=False)
+class _Slot:
+    """A child's place in the supervisor: its spec, mailbox, counters and current run."""
+
+    spec: ChildSpec | SupervisorSpec
+    path: str
+    ref: ActorRef | None  # None for supervisors, which have no mailbox
+    state: ActorState = ActorState.STARTING
+    restart_count: int = 0
+    crash_streak: int = 0
+    last_error: ErrorInfo | None = None
+    ready_at_s: float | None = None
+    run: _Run | None = None
+    restart_token: object | None = None
+    started_once: bool = False
+
+
+@dataclass(frozen=True, eq=False)
+class _Exited:
+    slot: _Slot
+    run: _Run
+
+
+@dataclass(frozen=True, eq=False)
+class _RestartDue:
+    slots: tuple[_Slot, ...]
+    token: object
+
+
+@dataclass(eq=False)
+class _Command:
+    action: Callable[[], Awaitable[object]]
+    done: trio.Event = field(default_factory=trio.Event)
+    result: object = None
+    error: Exception | None = None
+
+
+class _StopLoop:
+    pass
+
+
+_SupervisorEvent = _Exited | _RestartDue | _Command | _StopLoop
+
+
+class Supervisor:
+    """Runs a SupervisorSpec. As a root: `await nursery.start(supervisor.run)`."""
+
+    def __init__(
+        self,
+        spec: SupervisorSpec,
+        *,
+        registry: Registry | None = None,
+        on_event: EventSink = ignore_events,
+        on_give_up: GiveUpHook | None = None,
+        rng: random.Random | None = None,
+        path: str | None = None,
+    ) -> None:
+        self.spec = spec
+        self.path = spec.name if path is None else path
+        self.registry = Registry() if registry is None else registry
+        self._on_event = on_event
+        self._on_give_up = on_give_up
+        self._rng = random.Random() if rng is None else rng
+        self._slots: list[_Slot] = []
+        self._restart_times_s: list[float] = []
+        self._state = ActorState.STARTING
+        self._failure: SupervisorFailedError | None = None
+        self._nursery: trio.Nursery | None = None
+        self._events_send, self._events_receive = trio.open_memory_channel[_SupervisorEvent](
+            math.inf
+        )
+
+    # ---- public API ----------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Start the children in order, supervise them until stopped, stop them in reverse.
+
+        Reports ready (task_status.started) once the first start pass is done. Returns after
+        `stop()`; raises SupervisorFailedError when restart intensity is exhausted.
+        """
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            try:
+                for spec in self.spec.children:
+                    self._add_slot(spec)
+                await self._start_in_order(self._slots)
+                self._state = ActorState.RUNNING
+                task_status.started()
+                await self._loop()
+            except SupervisorFailedError as failure:
+                self._failure = failure
+                self._state = ActorState.FAILED
+                await self._run_give_up_hook(failure)
+            finally:
+                with trio.CancelScope(shield=True):
+                    await self._stop_all("supervisor stopping")
+                    for slot in self._slots:
+                        if slot.ref is not None:
+                            self.registry.release(slot.ref.name)
+                self._events_send.close()
+                nursery.cancel_scope.cancel()  # pending restart timers
+        if self._failure is not None:
+            raise self._failure
+        self._state = ActorState.STOPPED
+
+    def request_stop(self) -> None:
+        """Ask the supervisor to stop its children and return from run(). Never waits."""
+        try:
+            self._events_send.send_nowait(_StopLoop())
+        except trio.ClosedResourceError:
+            pass
+
+    async def start_child(self, spec: ChildSpec | SupervisorSpec) -> None:
+        """Add a child after the others and start it (strategies come and go at run time).
+
+        Returns once it is ready or its start failed (then it restarts like any crash).
+        """
+        await self._command(lambda: self._do_start_child(spec))
+
+    async def terminate_child(self, name: str) -> None:
+        """Stop a child and remove it; its name is free again afterwards."""
+        await self._command(lambda: self._do_terminate_child(name))
+
+    async def restart_child(self, name: str) -> None:
+        """Stop a child and start a fresh instance. Counts as a restart, not as a crash."""
+        await self._command(lambda: self._do_restart_child(name))
+
+    def child_names(self) -> list[str]:
+        return [slot.spec.name for slot in self._slots]
+
+    def find_supervisor(self, name: str) -> Supervisor:
+        """This supervisor or a running nested one, by name."""
+        if self.spec.name == name:
+            return self
+        for slot in self._slots:
+            if slot.run is not None and isinstance(slot.run.instance, Supervisor):
+                try:
+                    return slot.run.instance.find_supervisor(name)
+                except ChildNotFoundError:
+                    continue
+        raise ChildNotFoundError(self.path, name)
+
+    def snapshot(self) -> list[ActorSnapshot]:
+        """This supervisor and everything under it, depth first in start order."""
+        own = ActorSnapshot(
+            path=self.path,
+            kind="supervisor",
+            state=self._state,
+            restart_count=0,
+            last_error=None,
+            mailbox_depth=0,
+            uptime_s=0.0,
+        )
+        return [own, *self._children_snapshot()]
+
+    # ---- the loop ------------------------------------------------------------------------
+
+    async def _loop(self) -> None:
+        async for event in self._events_receive:
+            if isinstance(event, _Exited):
+                await self._on_child_exit(event.slot, event.run)
+            elif isinstance(event, _RestartDue):
+                await self._on_restart_due(event)
+            elif isinstance(event, _Command):
+                try:
+                    event.result = await event.action()
+                except SupervisorFailedError:
+                    raise
+                except Exception as exc:
+                    event.error = exc
+                finally:
+                    event.done.set()
+            else:
+                return
+
+    async def _command(self, action: Callable[[], Awaitable[object]]) -> object:
+        command = _Command(action)
+        try:
+            self._events_send.send_nowait(command)
+        except trio.ClosedResourceError:
+            raise SupervisionError(f"supervisor {self.path!r} is not running") from None
+        await command.done.wait()
+        if command.error is not None:
+            raise command.error
+        return command.result
+
+    # ---- exits and restarts --------------------------------------------------------------
+
+    async def _on_child_exit(self, slot: _Slot, run: _Run) -> None:
+        if run is not slot.run or run.stop_requested:
+            return  # we stopped it ourselves, or it belongs to an older instance
+        slot.run = None
+        now = trio.current_time()
+        error = None if run.error is None else _error_info(run.error)
+        if error is not None:
+            slot.last_error = error
+            logger.error("%s crashed: %s: %s", slot.path, error.type, error.message)
+        else:
+            logger.info("%s exited normally", slot.path)
+        self._on_event(ChildExited(path=slot.path, ts_s=now, error=error))
+
+        restart = slot.spec.restart
+        if restart is Restart.TEMPORARY:
+            slot.state = ActorState.STOPPED if error is None else ActorState.FAILED
+            self._remove_slot(slot)
+            return
+        if restart is Restart.TRANSIENT and error is None:
+            slot.state = ActorState.STOPPED
+            self._release(slot)
+            return
+
+        if not self._allow_restart(now):
+            slot.state = ActorState.FAILED
+            self._give_up(now, error or slot.last_error)
+        if slot.ready_at_s is not None and now - slot.ready_at_s >= self.spec.backoff.reset_after_s:
+            slot.crash_streak = 0
+        slot.crash_streak += 1
+        delay_s = self.spec.backoff.delay_s(slot.crash_streak, self._rng)
+
+        group = self._restart_group(slot)
+        for sibling in reversed(group):
+            if sibling is not slot and sibling.run is not None:
+                await self._stop_child(sibling, f"restarting with {slot.spec.name}")
+        for sibling in [s for s in group if s.spec.restart is Restart.TEMPORARY]:
+            self._remove_slot(sibling)
+        group = [s for s in group if s.spec.restart is not Restart.TEMPORARY]
+        self._on_event(
+            ChildRestartScheduled(
+                supervisor=self.path,
+                path=slot.path,
+                ts_s=now,
+                delay_s=delay_s,
+                group=tuple(s.path for s in group),
+            )
+        )
+        await self._schedule_start(group, delay_s)
+
+    def _restart_group(self, slot: _Slot) -> list[_Slot]:
+        strategy = self.spec.strategy
+        if strategy is Strategy.ONE_FOR_ONE:
+            return [slot]
+        if strategy is Strategy.ONE_FOR_ALL:
+            return list(self._slots)
+        return self._slots[self._slots.index(slot) :]
+
+    def _allow_restart(self, now: float) -> bool:
+        window_start = now - self.spec.intensity.max_seconds
+        self._restart_times_s = [t for t in self._restart_times_s if t > window_start]
+        self._restart_times_s.append(now)
+        return len(self._restart_times_s) <= self.spec.intensity.max_restarts
+
+    def _give_up(self, now: float, last_error: ErrorInfo | None) -> None:
+        restarts = len(self._restart_times_s)
+        window_s = self.spec.intensity.max_seconds
+        max_restarts = self.spec.intensity.max_restarts
+        logger.critical("%s gave up: %d restarts needed within %g s, max %d",
+                        self.path, restarts, window_s, max_restarts)
+        self._on_event(
+            SupervisorGaveUp(
+                path=self.path, ts_s=now, restarts=restarts, window_s=window_s,
+                last_error=last_error,
+            )
+        )
+        raise SupervisorFailedError(self.path, restarts, max_restarts, window_s, last_error)
+
+    async def _run_give_up_hook(self, failure: SupervisorFailedError) -> None:
+        if self._on_give_up is None:
+            return
+        with trio.move_on_after(GIVE_UP_HOOK_S, shield=True) as scope:
+            try:
+                await self._on_give_up(failure)
+            except Exception:
+                logger.exception("%s: give-up hook failed", self.path)
+        if scope.cancelled_caught:
+            logger.error("%s: give-up hook did not finish within %g s", self.path, GIVE_UP_HOOK_S)
+
+    async def _schedule_start(self, slots: list[_Slot], delay_s: float) -> None:
+        token = object()
+        for slot in slots:
+            slot.state = ActorState.RESTARTING
+            slot.restart_token = token
+        if delay_s <= 0:
+            await self._on_restart_due(_RestartDue(tuple(slots), token))
+            return
+        assert self._nursery is not None
+        self._nursery.start_soon(self._restart_timer, tuple(slots), token, delay_s)
+
+    async def _restart_timer(self, slots: tuple[_Slot, ...], token: object, delay_s: float) -> None:
+        await trio.sleep(delay_s)
+        try:
+            self._events_send.send_nowait(_RestartDue(slots, token))
+        except trio.ClosedResourceError:
+            pass
+
+    async def _on_restart_due(self, due: _RestartDue) -> None:
+        ready = [s for s in due.slots if s.restart_token is due.token and s in self._slots]
+        for slot in ready:
+            slot.restart_token = None
+            slot.restart_count += 1
+        await self._start_in_order(ready)
+
+    # ---- starting and stopping one child --------------------------------------------------
+
+    async def _start_in_order(self, slots: Iterable[_Slot]) -> None:
+        """Start each slot in turn. Under one_for_all and rest_for_one a failed start ends
+        the pass: later children depend on it, and its restart covers them."""
+        for slot in slots:
+            if slot.run is not None:
+                continue
+            started = await self._start_child(slot)
+            if not started and self.spec.strategy is not Strategy.ONE_FOR_ONE:
+                return
+
+    async def _start_child(self, slot: _Slot) -> bool:
+        assert self._nursery is not None
+        slot.state = ActorState.STARTING
+        if slot.ref is not None:
+            slot.ref._mailbox.reopen()
+            slot.ref._mailbox.clear_system()  # a STOP meant for a dead instance
+        instance = self._make_instance(slot)
+        if slot.ref is not None and isinstance(instance, Actor):
+            # The policy is the actor class's; messages queued before the start keep their place.
+            slot.ref._mailbox.policy = type(instance).mailbox_policy
+        run = _Run(instance, trio.CancelScope())
+        slot.run = run
+        await self._nursery.start(self._run_child, slot, run)
+        if not run.ready or run.done.is_set():
+            return False
+        now = trio.current_time()
+        slot.state = ActorState.RUNNING
+        slot.ready_at_s = now
+        slot.started_once = True
+        self._on_event(ChildStarted(path=slot.path, ts_s=now, restart_count=slot.restart_count))
+        return True
+
+    def _make_instance(self, slot: _Slot) -> Actor | Supervisor:
+        spec = slot.spec
+        if isinstance(spec, SupervisorSpec):
+            return Supervisor(
+                spec, registry=self.registry, on_event=self._on_event, rng=self._rng,
+                path=slot.path,
+            )
+        return spec.factory()
+
+    async def _run_child(
+        self, slot: _Slot, run: _Run, *, task_status: trio.TaskStatus[None]
+    ) -> None:
+        """The child's task. Every way out ends in one _Exited event for the loop."""
+        spec = slot.spec
+
+        def started(value: None = None) -> None:
+            run.ready = True
+            run.scope.deadline = math.inf
+            task_status.started()
+
+        readiness = cast(trio.TaskStatus[None], _Readiness(started))
+        run.scope.deadline = trio.current_time() + spec.start_timeout_s
+        try:
+            with run.scope:
+                if isinstance(run.instance, Supervisor):
+                    await run.instance.run(task_status=readiness)
+                else:
+                    assert slot.ref is not None
+                    context = ActorContext(
+                        name=spec.name, path=slot.path, ref=slot.ref, registry=self.registry,
+                        shutdown_s=spec.shutdown_s,
+                    )
+                    await run_actor(run.instance, context, slot.ref._mailbox, task_status=readiness)
+            if run.scope.cancelled_caught and not run.ready and not run.stop_requested:
+                run.error = StartTimeoutError(
+                    f"{slot.path} did not start within {spec.start_timeout_s:g} s"
+                )
+        except Exception as exc:
+            run.error = exc
+        finally:
+            run.done.set()
+            if not run.ready:
+                task_status.started()  # unblock the starter; the exit event says what happened
+            try:
+                self._events_send.send_nowait(_Exited(slot, run))
+            except trio.ClosedResourceError:
+                pass
+
+    async def _stop_child(self, slot: _Slot, reason: str) -> None:
+        """Ask, wait shutdown_s, then cancel. Leaves the slot without a run."""
+        run = slot.run
+        slot.restart_token = None
+        if run is None:
+            if slot.state is ActorState.RESTARTING:
+                slot.state = ActorState.STOPPED
+            return
+        run.stop_requested = True
+        if isinstance(run.instance, Supervisor):
+            run.instance.request_stop()
+        elif slot.ref is not None:
+            slot.ref._mailbox.put_system(STOP)
+        with trio.move_on_after(slot.spec.shutdown_s):
+            await run.done.wait()
+        abandoned = not run.done.is_set()
+        if abandoned:
+            logger.error("%s did not stop within %g s; cancelling it", slot.path,
+                         slot.spec.shutdown_s)
+            run.scope.cancel()
+            self._on_event(
+                ChildAbandoned(path=slot.path, ts_s=trio.current_time(),
+                               shutdown_s=slot.spec.shutdown_s)
+            )
+            slot.last_error = ErrorInfo(
+                type="ShutdownTimeout",
+                message=f"did not stop within {slot.spec.shutdown_s:g} s; cancelled",
+            )
+            with trio.move_on_after(CANCEL_GRACE_S):
+                await run.done.wait()
+        elif run.error is not None:
+            slot.last_error = _error_info(run.error)
+        slot.run = None
+        slot.state = ActorState.FAILED if abandoned else ActorState.STOPPED
+        logger.info("%s stopped (%s)", slot.path, reason)
+        self._on_event(ChildStopped(path=slot.path, ts_s=trio.current_time(), reason=reason))
+
+    async def _stop_all(self, reason: str) -> None:
+        for slot in reversed(self._slots):
+            await self._stop_child(slot, reason)
+
+    # ---- slots ---------------------------------------------------------------------------
+
+    def _add_slot(self, spec: ChildSpec | SupervisorSpec) -> _Slot:
+        if any(slot.spec.name == spec.name for slot in self._slots):
+            raise DuplicateChildError(self.path, spec.name)
+        ref = None
+        if isinstance(spec, ChildSpec):
+            try:
+                ref = self.registry.claim(spec.name)
+            except ValueError:
+                raise DuplicateChildError(self.path, spec.name) from None
+        slot = _Slot(spec=spec, path=f"{self.path}/{spec.name}", ref=ref)
+        self._slots.append(slot)
+        return slot
+
+    def _remove_slot(self, slot: _Slot) -> None:
+        if slot in self._slots:
+            self._slots.remove(slot)
+        if slot.ref is not None:
+            self.registry.release(slot.ref.name, forget=True)
+
+    def _release(self, slot: _Slot) -> None:
+        if slot.ref is not None:
+            slot.ref._mailbox.close()
+
+    def _find_slot(self, name: str) -> _Slot:
+        for slot in self._slots:
+            if slot.spec.name == name:
+                return slot
+        raise ChildNotFoundError(self.path, name)
+
+    async def _do_start_child(self, spec: ChildSpec | SupervisorSpec) -> None:
+        slot = self._add_slot(spec)
+        await self._start_in_order([slot])
+
+    async def _do_terminate_child(self, name: str) -> None:
+        slot = self._find_slot(name)
+        await self._stop_child(slot, "terminated by request")
+        self._remove_slot(slot)
+
+    async def _do_restart_child(self, name: str) -> None:
+        slot = self._find_slot(name)
+        await self._stop_child(slot, "restart requested")
+        slot.restart_count += 1
+        await self._start_in_order([slot])
+
+    def _children_snapshot(self) -> list[ActorSnapshot]:
+        now = trio.current_time()
+        rows: list[ActorSnapshot] = []
+        for slot in self._slots:
+            ready_at_s = slot.ready_at_s
+            uptime_s = 0.0
+            if slot.state is ActorState.RUNNING and ready_at_s is not None:
+                uptime_s = now - ready_at_s
+            rows.append(
+                ActorSnapshot(
+                    path=slot.path,
+                    kind="actor" if slot.ref is not None else "supervisor",
+                    state=slot.state,
+                    restart_count=slot.restart_count,
+                    last_error=slot.last_error,
+                    mailbox_depth=0 if slot.ref is None else slot.ref._mailbox.depth(),
+                    uptime_s=uptime_s,
+                )
+            )
+            if slot.run is not None and isinstance(slot.run.instance, Supervisor):
+                rows.extend(slot.run.instance._children_snapshot())
+        return rows
+
+
+class _Readiness:
+    """A task_status stand-in: lets the runner note readiness before passing it on."""
+
+    __slots__ = ("started",)
+
+    def __init__(self, started: Callable[[None], None]) -> None:
+        self.started = started
+
+
+def _error_info(error: BaseException) -> ErrorInfo:
+    error_type, message = describe_error(error).split(": ", 1)
+    return ErrorInfo(type=error_type, message=message)

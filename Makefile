@@ -8,11 +8,12 @@ BENCH ?= all
 
 .PHONY: run test bench lint clean
 
+# Set-up output goes to stderr so that `make bench` prints nothing but JSON on stdout.
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) >&2
+	@$(BIN)/python -m pip install --quiet --upgrade pip >&2
+	@$(BIN)/python -m pip install --quiet -e '.[dev]' >&2
+	@touch $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/steward run

@@ -51,8 +51,8 @@ __all__ = [
     "Strategy",
     "SupervisionError",
     "SupervisionEvent",
+    "Supervisor",
     "SupervisorFailedError",
     "SupervisorGaveUp",
     "SupervisorSpec",
-    "Supervisor",
 ]

@@ -11,6 +11,9 @@ gives up: it runs the `on_give_up` hook while the children still run (the daemon
 trading there and needs its gateways alive), stops every child, and raises
 SupervisorFailedError, which its parent handles as a crash of this child.
 
+Logging: what a supervisor decides it reports as events (see _events.py) and logs only at
+DEBUG; the event sink (the daemon's log, later the journal and WatchEvents) owns the record.
+
 Resource handling: stopping a child asks first (STOP on the system lane, or a nested
 supervisor's stop), waits its `shutdown_s`, then cancels it and reports ChildAbandoned. The
 tree always stops, child by child in reverse start order, each within its own bound.
@@ -269,9 +272,9 @@ class Supervisor:
         error = None if run.error is None else _error_info(run.error)
         if error is not None:
             slot.last_error = error
-            logger.error("%s crashed: %s: %s", slot.path, error.type, error.message)
+            logger.debug("%s crashed: %s: %s", slot.path, error.type, error.message)
         else:
-            logger.info("%s exited normally", slot.path)
+            logger.debug("%s exited normally", slot.path)
         self._on_event(ChildExited(path=slot.path, ts_s=now, error=error))
 
         restart = slot.spec.restart
@@ -328,7 +331,7 @@ class Supervisor:
         restarts = len(self._restart_times_s)
         window_s = self.spec.intensity.max_seconds
         max_restarts = self.spec.intensity.max_restarts
-        logger.critical("%s gave up: %d restarts needed within %g s, max %d",
+        logger.debug("%s gave up: %d restarts needed within %g s, max %d",
                         self.path, restarts, window_s, max_restarts)
         self._on_event(
             SupervisorGaveUp(
@@ -473,7 +476,7 @@ class Supervisor:
             await run.done.wait()
         abandoned = not run.done.is_set()
         if abandoned:
-            logger.error("%s did not stop within %g s; cancelling it", slot.path,
+            logger.debug("%s did not stop within %g s; cancelling it", slot.path,
                          slot.spec.shutdown_s)
             run.scope.cancel()
             self._on_event(
@@ -490,7 +493,7 @@ class Supervisor:
             slot.last_error = _error_info(run.error)
         slot.run = None
         slot.state = ActorState.FAILED if abandoned else ActorState.STOPPED
-        logger.info("%s stopped (%s)", slot.path, reason)
+        logger.debug("%s stopped (%s)", slot.path, reason)
         self._on_event(ChildStopped(path=slot.path, ts_s=trio.current_time(), reason=reason))
 
     async def _stop_all(self, reason: str) -> None:

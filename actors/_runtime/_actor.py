@@ -170,7 +170,7 @@ async def _handle_until_stopped(actor: Actor, mailbox: Mailbox) -> None:
         if handler is not None:
             await handler(actor, message)
         elif message.__class__ is Ask:
-            await _answer(actor, handlers, typing.cast(Ask, message))
+            await _answer(actor, handlers, message)
         elif message is STOP:
             return
         else:

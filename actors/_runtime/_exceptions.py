@@ -2,11 +2,11 @@
 
 ```
 ActorError
-├── MailboxFullError        the mailbox's overflow policy refused a message (FAIL, or an ask under DROP_*)
+├── MailboxFullError        the overflow policy refused a message (FAIL; an ask under DROP_*)
 ├── ActorNotRunningError    the actor was removed or stopped for good; its mailbox is closed
-├── AskTimeoutError         no reply within the ask deadline (the actor may still handle it later)
-├── AskFailedError          the actor crashed or refused while handling the ask; carries type + message
-└── ActorNotFoundError      no actor or supervisor registered under that name (also a LookupError)
+├── AskTimeoutError         no reply within the deadline (the actor may still handle it later)
+├── AskFailedError          the handler raised, or there is none; carries type + message
+└── ActorNotFoundError      nothing registered under that name (also a LookupError)
 ```
 
 Callers choose by class, never by parsing messages. Messages name the actor and the message

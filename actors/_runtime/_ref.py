@@ -10,7 +10,7 @@ from ._ask import Ask, Reply
 from ._exceptions import AskTimeoutError
 from ._mailbox import Mailbox, MailboxStatistics
 
-ASK_TIMEOUT_S: Final = 5.0  # long enough for a venue round trip, short enough to notice a stuck actor
+ASK_TIMEOUT_S: Final = 5.0  # a venue round trip fits; a stuck actor is noticed
 
 
 class ActorRef:

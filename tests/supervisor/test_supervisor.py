@@ -5,6 +5,7 @@ All timing is virtual (MockClock): `ts_s` in events is the trio clock.
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Callable
 
@@ -263,7 +264,7 @@ async def test_backoff_when_crashes_repeat_then_delays_grow_cap_and_reset_after_
         await leaf.tell(Crash())
         await leaf.ask(Echo(0), timeout_s=60)
     starts = start_times(events, "root/leaf")
-    gaps = [round(later - earlier, 6) for earlier, later in zip(starts, starts[1:], strict=False)]
+    gaps = [round(later - earlier, 6) for earlier, later in itertools.pairwise(starts)]
     assert gaps[:4] == [1, 2, 4, 5]
     assert gaps[4] == pytest.approx(40 + 1)
 

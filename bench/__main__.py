@@ -1,0 +1,39 @@
+"""`python -m bench [all|hop|restart]`: run benchmark groups, print one JSON object."""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+import trio
+
+from .hop import run_hop
+from .restart import run_restart
+
+GROUPS: Final[dict[str, Callable[[], Awaitable[dict[str, Any]]]]] = {
+    "hop": run_hop,
+    "restart": run_restart,
+}
+
+
+def main(argv: list[str]) -> int:
+    wanted = argv[0] if argv else "all"
+    if wanted != "all" and wanted not in GROUPS:
+        print(f"unknown bench group {wanted!r}; choose all or {', '.join(GROUPS)}",
+              file=sys.stderr)
+        return 2
+    logging.disable(logging.CRITICAL)  # the restart bench crashes on purpose, thousands of times
+    names = list(GROUPS) if wanted == "all" else [wanted]
+    report: dict[str, Any] = {"python": platform.python_version(), "machine": platform.machine()}
+    for name in names:
+        report[name] = trio.run(GROUPS[name])
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,72 @@
+"""The `steward` command.
+
+Daemon verbs (`run`, and `stats` with the trading core) live here because they run the daemon
+or read its files; control verbs that speak gRPC to a daemon arrive in `clients/` with the
+control-plane issue and are added to this parser from there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+from typing import Final
+
+import trio
+
+from ._daemon import run_daemon
+from ._home import HOME_ENV, HomeInUseError, steward_home
+
+LOG_FORMAT: Final = "%(asctime)s %(levelname)-8s %(name)s: %(message)s"
+EXIT_USAGE: Final = 2
+
+
+def package_version() -> str:
+    try:
+        return version("steward")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="steward",
+        description="Supervised, actor-model crypto trading daemon and its control tools.",
+        epilog=f"State (journal, paper venue accounts, tokens) lives under ${HOME_ENV} "
+        "(default ~/.local/state/steward).",
+    )
+    parser.add_argument("--version", action="version", version=f"steward {package_version()}")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+    run = verbs.add_parser(
+        "run",
+        help="run the daemon in the foreground",
+        description="Run the daemon's supervision tree in the foreground until SIGINT or "
+        "SIGTERM, which stop it in order (exit 0). Exits 3 if the root supervisor gives up.",
+    )
+    run.add_argument("--log-level", default="INFO",
+                     choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.verb == "run":
+        return _run(args)
+    raise AssertionError(f"unhandled verb {args.verb}")  # argparse rejects unknown verbs
+
+
+def _run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=args.log_level, format=LOG_FORMAT, stream=sys.stderr)
+    home = steward_home()
+    try:
+        return trio.run(run_daemon, home)
+    except HomeInUseError as exc:
+        print(f"steward: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

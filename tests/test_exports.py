@@ -1,0 +1,22 @@
+"""Each package's front door: `__all__` is sorted, complete, and names only what exists."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+import pytest
+
+PACKAGES = ["actors", "actors.lowlevel", "supervisor"]
+
+
+def public_names(module: ModuleType) -> set[str]:
+    return {name for name in vars(module) if not name.startswith("_")} - {"annotations"}
+
+
+@pytest.mark.parametrize("name", PACKAGES)
+def test_all_when_read_then_sorted_and_matches_public_names(name: str):
+    module = importlib.import_module(name)
+    exported = list(module.__all__)
+    assert exported == sorted(exported, key=lambda n: (not n.isupper(), n))
+    assert set(exported) == public_names(module) - {"lowlevel"}

@@ -12,8 +12,8 @@ and actor so machine noise falls on both alike.
 
 from __future__ import annotations
 
-import itertools
 import functools
+import itertools
 import time
 from dataclasses import dataclass, field
 from typing import Any, Final

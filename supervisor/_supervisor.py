@@ -133,6 +133,8 @@ class Supervisor:
         rng: random.Random | None = None,
         path: str | None = None,
     ) -> None:
+        if path is None:
+            _check_unique_actor_names(spec)
         self.spec = spec
         self.path = spec.name if path is None else path
         self.registry = Registry() if registry is None else registry
@@ -392,6 +394,7 @@ class Supervisor:
     async def _start_child(self, slot: _Slot) -> bool:
         assert self._nursery is not None
         slot.state = ActorState.STARTING
+        slot.ready_at_s = None  # set again when this instance is ready; a failed start never is
         if slot.ref is not None:
             slot.ref._mailbox.reopen()
             slot.ref._mailbox.clear_system()  # a STOP meant for a dead instance
@@ -577,6 +580,20 @@ class _Readiness:
 
     def __init__(self, started: Callable[[None], None]) -> None:
         self.started = started
+
+
+def _check_unique_actor_names(root: SupervisorSpec) -> None:
+    """Actor names are registry keys: a duplicate anywhere in the tree is a config error."""
+    seen: set[str] = set()
+    pending: list[SupervisorSpec] = [root]
+    while pending:
+        for child in pending.pop().children:
+            if isinstance(child, SupervisorSpec):
+                pending.append(child)
+            elif child.name in seen:
+                raise DuplicateChildError(root.name, child.name)
+            else:
+                seen.add(child.name)
 
 
 def _error_info(error: BaseException) -> ErrorInfo:

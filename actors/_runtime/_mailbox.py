@@ -14,9 +14,10 @@ The wake-up path copies trio's `MemoryChannel` (park the one receiver, hand an i
 it when it waits), so a hop costs what a trio channel hop costs; `bench/` checks that claim.
 
 The mailbox outlives the actor instances that read it: a restarted child reads the same mailbox,
-so every `ActorRef` stays valid across restarts. It is closed only when its child is gone for
-good; then waiting senders and pending asks fail with `ActorNotRunningError` at once instead of
-waiting out their deadlines.
+so every `ActorRef` stays valid across restarts. It is *closed* while its child is stopped
+(waiting senders and pending asks fail with `ActorNotRunningError` at once instead of waiting
+out their deadlines; pub/sub values are dropped) and reopened when the child starts again. It
+is *retired* when the child is removed for good: topics then forget it.
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ class Mailbox:
         "_dropped",
         "_fifo",
         "_receiver",
+        "_retired",
         "_system",
         "owner",
         "policy",
@@ -100,6 +102,7 @@ class Mailbox:
         self._receiver: trio.lowlevel.Task | None = None
         self._blocked_senders: OrderedDict[trio.lowlevel.Task, object] = OrderedDict()
         self._accepting = True
+        self._retired = False
         self._dropped = 0
         self._conflated_replaced = 0
 
@@ -135,10 +138,11 @@ class Mailbox:
     def put_conflated(self, key: Hashable, value: object) -> bool:
         """Replace the pending value for `key`, keeping its place in line. Never waits.
 
-        Returns False when the mailbox is closed, so a publisher can forget the subscriber.
+        Returns False once the mailbox is retired, so a publisher can forget the subscriber.
+        While it is only closed (its child stopped, perhaps to restart) the value is dropped.
         """
         if not self._accepting:
-            return False
+            return not self._retired
         if self._receiver is not None:
             self._wake_receiver(value)
             return True
@@ -253,9 +257,15 @@ class Mailbox:
             trio.lowlevel.reschedule(task, outcome.Error(ActorNotRunningError(self.owner)))
         return discarded
 
+    def retire(self) -> None:
+        """Close for good: the child is removed, and publishers should forget this mailbox."""
+        self.close()
+        self._retired = True
+
     def reopen(self) -> None:
         """Accept items again (a stopped child was started anew by its supervisor)."""
         self._accepting = True
+        self._retired = False
 
     @property
     def accepting(self) -> bool:

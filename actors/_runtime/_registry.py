@@ -42,9 +42,11 @@ class Registry:
         """The child is gone: close its mailbox. `forget` also drops the name for good."""
         ref = self._refs.get(name)
         if ref is not None:
-            ref._mailbox.close()
             if forget:
+                ref._mailbox.retire()
                 del self._refs[name]
+            else:
+                ref._mailbox.close()
         self._claimed.discard(name)
 
     def lookup(self, name: str) -> ActorRef:

@@ -41,8 +41,9 @@ class Topic(Generic[V]):
     def subscribe(self, ref: ActorRef) -> None:
         """Deliver values into an actor's mailbox, where its handlers pick them up by type.
 
-        The subscription belongs to the mailbox, so it survives the actor's restarts and ends
-        when the actor is removed.
+        The subscription belongs to the mailbox, so it survives the actor's restarts (values
+        published while it is stopped are dropped) and ends when the actor is removed.
+        Subscribing again is a no-op, so an actor may subscribe in every on_start.
         """
         if ref._mailbox not in self._subscribers:
             self._subscribers.append(ref._mailbox)
@@ -82,7 +83,7 @@ class Subscription(Generic[V]):
 
     def close(self) -> None:
         self._topic._remove(self._mailbox)
-        self._mailbox.close()
+        self._mailbox.retire()
 
     def __enter__(self) -> Subscription[V]:
         return self

@@ -5,6 +5,7 @@ from __future__ import annotations
 import trio
 
 from actors import Topic
+from supervisor import BACKOFF_OFF, ChildSpec, SupervisorSpec
 from tests.stubs import Crash, Echo, Hold, Journal, Note, Quote, Recorder, one_actor, open_tree
 
 
@@ -114,3 +115,20 @@ async def test_open_subscription_when_closed_then_iteration_ends(autojump_clock)
         await trio.sleep(1)
         subscription.close()
     assert seen == [Quote("BTC", 1)]
+
+
+async def test_subscription_when_parent_supervisor_restarts_then_kept(autojump_clock):
+    journal = Journal()
+    quotes: Topic[Quote] = Topic("quotes")
+    spec = SupervisorSpec(
+        "root", [SupervisorSpec("strategies", [ChildSpec("mm", lambda: Recorder(journal))])],
+        backoff=BACKOFF_OFF,
+    )
+    async with open_tree(spec) as tree:
+        ref = tree.registry.lookup("mm")
+        quotes.subscribe(ref)
+        await tree.restart_child("strategies")  # mm's mailbox closes, then reopens
+        quotes.publish("BTC", Quote("BTC", 3))
+        await ref.ask(Echo(0))
+        assert quotes.subscriber_count == 1
+    assert journal.handled("mm") == [("BTC", 3)]

@@ -393,3 +393,44 @@ async def test_snapshot_when_running_then_reports_every_actor_with_state_and_cou
         "RuntimeError", "told to crash",
     )
     assert rows["root/mm"].mailbox_depth == 0
+
+
+def test_tree_when_actor_names_repeat_across_branches_then_refused_before_start():
+    spec = SupervisorSpec(
+        "root",
+        [
+            SupervisorSpec("feeds", [ChildSpec("paper", lambda: Recorder(Journal()))]),
+            SupervisorSpec("core", [ChildSpec("paper", lambda: Recorder(Journal()))]),
+        ],
+    )
+    with pytest.raises(DuplicateChildError, match="'paper'"):
+        Supervisor(spec)
+
+
+async def test_backoff_when_restarts_keep_failing_after_a_long_run_then_still_grows(
+    autojump_clock,
+):
+    attempts: list[float] = []
+
+    def factory() -> Recorder:
+        attempts.append(trio.current_time())
+        return Recorder(Journal(), fail_start=len(attempts) > 1)  # only the first start works
+
+    spec = SupervisorSpec(
+        "root",
+        [ChildSpec("feed", factory)],
+        intensity=Intensity(max_restarts=4, max_seconds=1000),
+        backoff=Backoff(initial_s=1, multiplier=2, max_s=100, jitter=0, reset_after_s=30),
+    )
+    gave_up = False
+    try:
+        async with trio.open_nursery() as nursery:
+            tree = Supervisor(spec)
+            await nursery.start(tree.run)
+            await trio.sleep(100)  # a long, stable run
+            await tree.registry.lookup("feed").tell(Crash())
+    except* SupervisorFailedError:
+        gave_up = True  # the fifth restart is beyond intensity
+    assert gave_up
+    gaps = [round(b - a, 6) for a, b in itertools.pairwise(attempts[1:])]
+    assert gaps == [2, 4, 8]  # after the first retry at +1 s, not 1, 1, 1

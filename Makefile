@@ -25,7 +25,7 @@ bench: $(STAMP)
 	@$(BIN)/python -m bench $(BENCH)
 
 lint: $(STAMP)
-	$(BIN)/ruff check actors supervisor bench tests
+	$(BIN)/ruff check actors supervisor exchanges bench tests
 	$(BIN)/mypy
 
 clean:

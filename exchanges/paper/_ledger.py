@@ -1,0 +1,159 @@
+"""The paper venue's accounts as a fold over effects.
+
+Every change to an account is an *effect* (a deposit, an order update, a fill, a funding
+payment). The engine computes an effect, applies it here, and the venue appends it to the
+state file. Replaying the file through the same `apply` rebuilds the same accounts, so a
+daemon killed at any point finds the venue exactly as the venue last told it.
+
+Position accounting is average-price: adding to a position moves the entry price to the
+size-weighted average; reducing realizes (fill - entry) × closed qty; flipping through zero
+opens the remainder at the fill price. The average is the one division in the accounting, so
+the entry price is kept to ENTRY_PRICE_QUANTUM: every other amount is an exact product or sum
+of decimals, and no sum depends on the order it was added up in. The quote balance moves by
+realized PnL, fees and funding, nothing else, so it is conserved exactly (property-tested).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_EVEN, Decimal
+
+import msgspec
+
+from .._models import Balance, Fill, FundingPayment, OrderStatus, Position, Side, VenueOrder
+
+ZERO = Decimal(0)
+ENTRY_PRICE_QUANTUM = Decimal("1e-10")
+
+
+class Deposit(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """Money credited to an account (the paper venue's starting balance)."""
+
+    account: str
+    asset: str
+    amount: Decimal
+    ts_venue_ns: int
+
+
+Effect = Deposit | VenueOrder | Fill | FundingPayment
+
+
+@dataclass
+class PositionState:
+    qty: Decimal = ZERO
+    entry_price: Decimal = ZERO
+    realized_pnl: Decimal = ZERO
+
+    def apply_fill(self, side: Side, qty: Decimal, price: Decimal) -> Decimal:
+        """Update for one fill; returns the PnL it realized."""
+        signed = qty if side is Side.BUY else -qty
+        current = self.qty
+        if current == 0 or (current > 0) == (signed > 0):
+            new_qty = current + signed
+            average = (abs(current) * self.entry_price + qty * price) / abs(new_qty)
+            self.entry_price = average.quantize(ENTRY_PRICE_QUANTUM, rounding=ROUND_HALF_EVEN)
+            self.qty = new_qty
+            return ZERO
+        closed = min(qty, abs(current))
+        direction = 1 if current > 0 else -1
+        realized = closed * (price - self.entry_price) * direction
+        new_qty = current + signed
+        if new_qty == 0:
+            self.entry_price = ZERO
+        elif (new_qty > 0) != (current > 0):
+            self.entry_price = price  # flipped: the remainder opened at this fill
+        self.qty = new_qty
+        self.realized_pnl += realized
+        return realized
+
+
+@dataclass
+class AccountState:
+    name: str
+    quote_asset: str
+    balances: dict[str, Decimal] = field(default_factory=dict)
+    positions: dict[str, PositionState] = field(default_factory=dict)
+    open_orders: dict[str, VenueOrder] = field(default_factory=dict)
+    """By client id: only orders that are not terminal."""
+    fees_paid: Decimal = ZERO
+    funding_received: Decimal = ZERO
+
+    def position(self, symbol: str) -> PositionState:
+        state = self.positions.get(symbol)
+        if state is None:
+            state = self.positions[symbol] = PositionState()
+        return state
+
+
+class Ledger:
+    """All accounts of one paper venue."""
+
+    def __init__(self, venue: str, quote_asset: str) -> None:
+        self.venue = venue
+        self.quote_asset = quote_asset
+        self.accounts: dict[str, AccountState] = {}
+        self.fills: list[Fill] = []
+        self.last_ts_venue_ns = 0
+
+    def account(self, name: str) -> AccountState:
+        state = self.accounts.get(name)
+        if state is None:
+            state = self.accounts[name] = AccountState(name, self.quote_asset)
+        return state
+
+    def apply(self, effect: Effect) -> None:
+        """The only way account state changes, live and on replay."""
+        self.last_ts_venue_ns = max(self.last_ts_venue_ns, effect.ts_venue_ns)
+        account = self.account(effect.account)
+        if isinstance(effect, VenueOrder):
+            if effect.status.is_terminal:
+                account.open_orders.pop(effect.client_id, None)
+            else:
+                account.open_orders[effect.client_id] = effect
+        elif isinstance(effect, Fill):
+            realized = account.position(effect.symbol).apply_fill(
+                effect.side, effect.qty, effect.price
+            )
+            self._credit(account, self.quote_asset, realized)
+            self._credit(account, effect.fee_asset, -effect.fee)
+            account.fees_paid += effect.fee
+            self.fills.append(effect)
+        elif isinstance(effect, FundingPayment):
+            self._credit(account, self.quote_asset, effect.amount)
+            account.funding_received += effect.amount
+        else:
+            self._credit(account, effect.asset, effect.amount)
+
+    @staticmethod
+    def _credit(account: AccountState, asset: str, amount: Decimal) -> None:
+        account.balances[asset] = account.balances.get(asset, ZERO) + amount
+
+    # ---- views ---------------------------------------------------------------------------
+
+    def positions(self, account: str) -> list[Position]:
+        state = self.account(account)
+        return [
+            Position(venue=self.venue, account=account, symbol=symbol, qty=p.qty,
+                     entry_price=p.entry_price)
+            for symbol, p in sorted(state.positions.items())
+            if p.qty != 0
+        ]
+
+    def balances(self, account: str, locked: Decimal = ZERO) -> list[Balance]:
+        state = self.account(account)
+        return [
+            Balance(asset=asset, total=total,
+                    available=total - (locked if asset == self.quote_asset else ZERO))
+            for asset, total in sorted(state.balances.items())
+        ]
+
+    def open_orders(self, account: str, symbol: str | None = None) -> list[VenueOrder]:
+        orders = self.account(account).open_orders.values()
+        return [o for o in orders if symbol is None or o.symbol == symbol]
+
+    def is_open(self, account: str, client_id: str) -> bool:
+        return client_id in self.account(account).open_orders
+
+    @staticmethod
+    def is_live(order: VenueOrder) -> bool:
+        return order.status in (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)

@@ -20,12 +20,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
+from actors import MailboxPolicy
+
 if TYPE_CHECKING:
     from actors import Actor
 
 DEFAULT_SHUTDOWN_S: Final = 5.0  # time to pull quotes and flush; longer only by choice
 DEFAULT_START_TIMEOUT_S: Final = 30.0  # a start that hangs (venue down) must not wedge the tree
-SUPERVISOR_SHUTDOWN_S: Final = 60.0  # a supervisor's children each have their own bound
+SUPERVISOR_SHUTDOWN_S: Final = math.inf  # as in OTP: its children each have their own bound
 
 
 class Restart(enum.Enum):
@@ -98,9 +100,11 @@ class ChildSpec:
     shutdown_s: float = DEFAULT_SHUTDOWN_S
     start_timeout_s: float = DEFAULT_START_TIMEOUT_S
     """on_start longer than this counts as a crash (the supervisor waits for starts)."""
+    mailbox: MailboxPolicy | None = None
+    """None: the actor class's own `mailbox_policy`."""
 
     def __post_init__(self) -> None:
-        _check_child(self.name, self.shutdown_s, self.start_timeout_s)
+        _check_child(self.name, self.shutdown_s, self.start_timeout_s, allow_infinite=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,16 +121,18 @@ class SupervisorSpec:
     start_timeout_s: float = SUPERVISOR_SHUTDOWN_S
 
     def __post_init__(self) -> None:
-        _check_child(self.name, self.shutdown_s, self.start_timeout_s)
+        _check_child(self.name, self.shutdown_s, self.start_timeout_s, allow_infinite=True)
         names = [child.name for child in self.children]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ValueError(f"supervisor {self.name!r} has duplicate children: {duplicates}")
 
 
-def _check_child(name: str, shutdown_s: float, start_timeout_s: float) -> None:
+def _check_child(
+    name: str, shutdown_s: float, start_timeout_s: float, *, allow_infinite: bool
+) -> None:
     if not name or "/" in name:
         raise ValueError(f"child name must be non-empty and contain no '/': {name!r}")
     for key, value in (("shutdown_s", shutdown_s), ("start_timeout_s", start_timeout_s)):
-        if not (value > 0 and math.isfinite(value)):
-            raise ValueError(f"{name}: {key} must be finite and > 0, got {value}")
+        if not value > 0 or math.isnan(value) or (math.isinf(value) and not allow_infinite):
+            raise ValueError(f"{name}: {key} must be > 0 and finite for actors, got {value}")

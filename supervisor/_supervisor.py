@@ -3,20 +3,28 @@
 One task, the supervisor's loop, makes every decision: child exits, restart timers and
 commands (add, remove, restart a child) arrive as events on one channel and are handled one
 at a time, so no two decisions interleave. Children run in the supervisor's nursery, each in
-its own cancel scope.
+its own cancel scope; each instance is made inside its own task, so a factory that raises is
+a failed start, not a supervisor crash.
 
 Error handling: an exception escaping a child is that child's crash; the supervisor restarts
-it (and siblings, by strategy) after a backoff. Beyond the restart intensity the supervisor
-gives up: it runs the `on_give_up` hook while the children still run (the daemon halts
-trading there and needs its gateways alive), stops every child, and raises
-SupervisorFailedError, which its parent handles as a crash of this child.
-
-Logging: what a supervisor decides it reports as events (see _events.py) and logs only at
-DEBUG; the event sink (the daemon's log, later the journal and WatchEvents) owns the record.
+it (and siblings, by strategy) after a backoff. A failed start is a crash too. Beyond the
+restart intensity the supervisor gives up: it runs the `on_give_up` hook while the children
+still run (the daemon halts trading there and needs its gateways alive), stops every child,
+and raises SupervisorFailedError, which its parent handles as a crash of this child. A
+requested restart (`restart_child`) is not a crash and does not count toward intensity.
 
 Resource handling: stopping a child asks first (STOP on the system lane, or a nested
-supervisor's stop), waits its `shutdown_s`, then cancels it and reports ChildAbandoned. The
-tree always stops, child by child in reverse start order, each within its own bound.
+supervisor's stop), waits its `shutdown_s`, then cancels it and reports ChildAbandoned. An
+instance that ignores even cancellation holds up its own restart (never two instances at
+once) and, as trio's nurseries guarantee, the tree's exit; it cannot hold up its siblings'
+stops. A supervisor child waits for its own children by default (shutdown_s = inf, as in OTP):
+each of them is bounded.
+
+Commands must not be issued by a child from its own on_start: the loop is waiting for that
+start, so the command waits until the start times out.
+
+Logging: decisions are reported as events (see _events.py) and logged only at DEBUG; the event
+sink (the daemon's log, later the journal and WatchEvents) owns the record.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ from typing import Final, cast
 
 import trio
 
-from actors import Actor, ActorContext, ActorRef, Registry
+from actors import Actor, ActorContext, Registry
 from actors.lowlevel import STOP, describe_error, run_actor
 
 from ._events import (
@@ -49,13 +57,14 @@ from ._exceptions import (
     SupervisionError,
     SupervisorFailedError,
 )
+from ._slots import Run, Slot, actor_names, declared_policy, duplicate_names
 from ._snapshot import ActorSnapshot, ActorState, ErrorInfo
 from ._spec import ChildSpec, Restart, Strategy, SupervisorSpec
 
 logger = logging.getLogger(__name__)
 
 GIVE_UP_HOOK_S: Final = 10.0  # the give-up hook halts trading; it gets this long, shielded
-CANCEL_GRACE_S: Final = 1.0  # after cancelling a child, how long to wait for it to unwind
+CANCEL_GRACE_S: Final = 1.0  # after cancelling a child, how long to wait before moving on
 
 GiveUpHook = Callable[[SupervisorFailedError], Awaitable[None]]
 
@@ -64,44 +73,15 @@ class StartTimeoutError(SupervisionError):
     """A child's on_start did not finish within its start_timeout_s."""
 
 
-@dataclass(eq=False)
-class _Run:
-    """One instance of a child, from start to exit."""
-
-    instance: Actor | Supervisor
-    scope: trio.CancelScope
-    done: trio.Event = field(default_factory=trio.Event)
-    ready: bool = False
-    stop_requested: bool = False
-    error: Exception | None = None
-
-
-@dataclass(eq=False)
-class _Slot:
-    """A child's place in the supervisor: its spec, mailbox, counters and current run."""
-
-    spec: ChildSpec | SupervisorSpec
-    path: str
-    ref: ActorRef | None  # None for supervisors, which have no mailbox
-    state: ActorState = ActorState.STARTING
-    restart_count: int = 0
-    crash_streak: int = 0
-    last_error: ErrorInfo | None = None
-    ready_at_s: float | None = None
-    run: _Run | None = None
-    restart_token: object | None = None
-    started_once: bool = False
-
-
 @dataclass(frozen=True, eq=False)
 class _Exited:
-    slot: _Slot
-    run: _Run
+    slot: Slot
+    run: Run
 
 
 @dataclass(frozen=True, eq=False)
 class _RestartDue:
-    slots: tuple[_Slot, ...]
+    slots: tuple[Slot, ...]
     token: object
 
 
@@ -121,7 +101,7 @@ _SupervisorEvent = _Exited | _RestartDue | _Command | _StopLoop
 
 
 class Supervisor:
-    """Runs a SupervisorSpec. As a root: `await nursery.start(supervisor.run)`."""
+    """Runs a SupervisorSpec, once. As a root: `await nursery.start(supervisor.run)`."""
 
     def __init__(
         self,
@@ -133,18 +113,21 @@ class Supervisor:
         rng: random.Random | None = None,
         path: str | None = None,
     ) -> None:
-        if path is None:
-            _check_unique_actor_names(spec)
+        duplicates = duplicate_names(spec)
+        if duplicates:
+            raise DuplicateChildError(spec.name, duplicates[0])
         self.spec = spec
         self.path = spec.name if path is None else path
         self.registry = Registry() if registry is None else registry
         self._on_event = on_event
         self._on_give_up = on_give_up
         self._rng = random.Random() if rng is None else rng
-        self._slots: list[_Slot] = []
+        self._slots: list[Slot] = []
         self._restart_times_s: list[float] = []
         self._state = ActorState.STARTING
-        self._failure: SupervisorFailedError | None = None
+        self._ready_at_s: float | None = None
+        self._stop_requested = False
+        self._starting: Run | None = None
         self._nursery: trio.Nursery | None = None
         self._events_send, self._events_receive = trio.open_memory_channel[_SupervisorEvent](
             math.inf
@@ -156,35 +139,49 @@ class Supervisor:
         """Start the children in order, supervise them until stopped, stop them in reverse.
 
         Reports ready (task_status.started) once the first start pass is done. Returns after
-        `stop()`; raises SupervisorFailedError when restart intensity is exhausted.
+        `request_stop()`; raises SupervisorFailedError when restart intensity is exhausted,
+        and DuplicateChildError (before starting anything) when a name is taken.
         """
+        for spec in self.spec.children:
+            try:
+                self._add_slot(spec)
+            except DuplicateChildError:
+                self._release_all(forget=False)
+                raise
+        failure: SupervisorFailedError | None = None
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             try:
-                for spec in self.spec.children:
-                    self._add_slot(spec)
                 await self._start_in_order(self._slots)
                 self._state = ActorState.RUNNING
+                self._ready_at_s = trio.current_time()
                 task_status.started()
                 await self._loop()
-            except SupervisorFailedError as failure:
-                self._failure = failure
+            except SupervisorFailedError as exc:
+                failure = exc
                 self._state = ActorState.FAILED
-                await self._run_give_up_hook(failure)
+                self._close_commands()  # a command from the hook must fail, not wait forever
+                await self._run_give_up_hook(exc)
             finally:
+                self._close_commands()
                 with trio.CancelScope(shield=True):
                     await self._stop_all("supervisor stopping")
-                    for slot in self._slots:
-                        if slot.ref is not None:
-                            self.registry.release(slot.ref.name)
-                self._events_send.close()
+                self._release_all(forget=False)
                 nursery.cancel_scope.cancel()  # pending restart timers
-        if self._failure is not None:
-            raise self._failure
+        if failure is not None:
+            raise failure
         self._state = ActorState.STOPPED
 
     def request_stop(self) -> None:
-        """Ask the supervisor to stop its children and return from run(). Never waits."""
+        """Ask the supervisor to stop its children and return from run(). Never waits.
+
+        Honoured between starts too: a stop during the start pass does not wait for the rest.
+        """
+        self._stop_requested = True
+        if self._starting is not None:
+            # A start in progress would hold the stop up to its start timeout: cut it short.
+            self._starting.stop_requested = True
+            self._starting.scope.cancel()
         try:
             self._events_send.send_nowait(_StopLoop())
         except trio.ClosedResourceError:
@@ -194,44 +191,53 @@ class Supervisor:
         """Add a child after the others and start it (strategies come and go at run time).
 
         Returns once it is ready or its start failed (then it restarts like any crash).
+        Raises DuplicateChildError, changing nothing, when a name in it is taken.
         """
         await self._command(lambda: self._do_start_child(spec))
 
     async def terminate_child(self, name: str) -> None:
-        """Stop a child and remove it; its name is free again afterwards."""
+        """Stop a child and remove it for good; its names are free again afterwards."""
         await self._command(lambda: self._do_terminate_child(name))
 
     async def restart_child(self, name: str) -> None:
-        """Stop a child and start a fresh instance. Counts as a restart, not as a crash."""
+        """Stop a child and start a fresh instance (not a crash: no intensity, no backoff)."""
         await self._command(lambda: self._do_restart_child(name))
 
     def child_names(self) -> list[str]:
-        return [slot.spec.name for slot in self._slots]
+        return [slot.name for slot in self._slots]
 
     def find_supervisor(self, name: str) -> Supervisor:
         """This supervisor or a running nested one, by name."""
         if self.spec.name == name:
             return self
         for slot in self._slots:
-            if slot.run is not None and isinstance(slot.run.instance, Supervisor):
+            instance = None if slot.run is None else slot.run.instance
+            if isinstance(instance, Supervisor):
                 try:
-                    return slot.run.instance.find_supervisor(name)
+                    return instance.find_supervisor(name)
                 except ChildNotFoundError:
                     continue
         raise ChildNotFoundError(self.path, name)
 
     def snapshot(self) -> list[ActorSnapshot]:
         """This supervisor and everything under it, depth first in start order."""
+        now = trio.current_time()
+        running = self._state is ActorState.RUNNING and self._ready_at_s is not None
         own = ActorSnapshot(
-            path=self.path,
-            kind="supervisor",
-            state=self._state,
-            restart_count=0,
-            last_error=None,
-            mailbox_depth=0,
-            uptime_s=0.0,
+            path=self.path, kind="supervisor", state=self._state, restart_count=0,
+            last_error=None, mailbox_depth=0,
+            uptime_s=now - self._ready_at_s if running and self._ready_at_s is not None else 0.0,
         )
-        return [own, *self._children_snapshot()]
+        return [own, *self._children_snapshot(now)]
+
+    def _children_snapshot(self, now: float) -> list[ActorSnapshot]:
+        rows: list[ActorSnapshot] = []
+        for slot in self._slots:
+            rows.append(slot.row(now))
+            instance = None if slot.run is None else slot.run.instance
+            if isinstance(instance, Supervisor):
+                rows.extend(instance._children_snapshot(now))
+        return rows
 
     # ---- the loop ------------------------------------------------------------------------
 
@@ -264,9 +270,21 @@ class Supervisor:
             raise command.error
         return command.result
 
+    def _close_commands(self) -> None:
+        """No decisions after the loop: refuse new commands and fail the queued ones."""
+        self._events_send.close()
+        while True:
+            try:
+                event = self._events_receive.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel):
+                return
+            if isinstance(event, _Command):
+                event.error = SupervisionError(f"supervisor {self.path!r} is stopping")
+                event.done.set()
+
     # ---- exits and restarts --------------------------------------------------------------
 
-    async def _on_child_exit(self, slot: _Slot, run: _Run) -> None:
+    async def _on_child_exit(self, slot: Slot, run: Run) -> None:
         if run is not slot.run or run.stop_requested:
             return  # we stopped it ourselves, or it belongs to an older instance
         slot.run = None
@@ -274,19 +292,17 @@ class Supervisor:
         error = None if run.error is None else _error_info(run.error)
         if error is not None:
             slot.last_error = error
-            logger.debug("%s crashed: %s: %s", slot.path, error.type, error.message)
-        else:
-            logger.debug("%s exited normally", slot.path)
+        logger.debug("%s exited: %s", slot.path, error or "normally")
         self._on_event(ChildExited(path=slot.path, ts_s=now, error=error))
 
         restart = slot.spec.restart
-        if restart is Restart.TEMPORARY:
+        if restart is Restart.TEMPORARY or (restart is Restart.TRANSIENT and error is None):
             slot.state = ActorState.STOPPED if error is None else ActorState.FAILED
-            self._remove_slot(slot)
-            return
-        if restart is Restart.TRANSIENT and error is None:
-            slot.state = ActorState.STOPPED
-            self._release(slot)
+            if restart is Restart.TEMPORARY:
+                self._remove_slot(slot)
+            elif slot.ref is not None:
+                slot.ref._mailbox.close()
+            await self._start_skipped()  # a start pass may have stopped at this child
             return
 
         if not self._allow_restart(now):
@@ -300,22 +316,17 @@ class Supervisor:
         group = self._restart_group(slot)
         for sibling in reversed(group):
             if sibling is not slot and sibling.run is not None:
-                await self._stop_child(sibling, f"restarting with {slot.spec.name}")
+                await self._stop_child(sibling, f"restarting with {slot.name}")
         for sibling in [s for s in group if s.spec.restart is Restart.TEMPORARY]:
             self._remove_slot(sibling)
         group = [s for s in group if s.spec.restart is not Restart.TEMPORARY]
-        self._on_event(
-            ChildRestartScheduled(
-                supervisor=self.path,
-                path=slot.path,
-                ts_s=now,
-                delay_s=delay_s,
-                group=tuple(s.path for s in group),
-            )
-        )
+        self._on_event(ChildRestartScheduled(
+            supervisor=self.path, path=slot.path, ts_s=now, delay_s=delay_s,
+            group=tuple(s.path for s in group),
+        ))
         await self._schedule_start(group, delay_s)
 
-    def _restart_group(self, slot: _Slot) -> list[_Slot]:
+    def _restart_group(self, slot: Slot) -> list[Slot]:
         strategy = self.spec.strategy
         if strategy is Strategy.ONE_FOR_ONE:
             return [slot]
@@ -333,14 +344,10 @@ class Supervisor:
         restarts = len(self._restart_times_s)
         window_s = self.spec.intensity.max_seconds
         max_restarts = self.spec.intensity.max_restarts
-        logger.debug("%s gave up: %d restarts needed within %g s, max %d",
-                        self.path, restarts, window_s, max_restarts)
-        self._on_event(
-            SupervisorGaveUp(
-                path=self.path, ts_s=now, restarts=restarts, window_s=window_s,
-                last_error=last_error,
-            )
-        )
+        self._on_event(SupervisorGaveUp(
+            path=self.path, ts_s=now, restarts=restarts, window_s=window_s,
+            last_error=last_error,
+        ))
         raise SupervisorFailedError(self.path, restarts, max_restarts, window_s, last_error)
 
     async def _run_give_up_hook(self, failure: SupervisorFailedError) -> None:
@@ -354,7 +361,7 @@ class Supervisor:
         if scope.cancelled_caught:
             logger.error("%s: give-up hook did not finish within %g s", self.path, GIVE_UP_HOOK_S)
 
-    async def _schedule_start(self, slots: list[_Slot], delay_s: float) -> None:
+    async def _schedule_start(self, slots: list[Slot], delay_s: float) -> None:
         token = object()
         for slot in slots:
             slot.state = ActorState.RESTARTING
@@ -365,7 +372,7 @@ class Supervisor:
         assert self._nursery is not None
         self._nursery.start_soon(self._restart_timer, tuple(slots), token, delay_s)
 
-    async def _restart_timer(self, slots: tuple[_Slot, ...], token: object, delay_s: float) -> None:
+    async def _restart_timer(self, slots: tuple[Slot, ...], token: object, delay_s: float) -> None:
         await trio.sleep(delay_s)
         try:
             self._events_send.send_nowait(_RestartDue(slots, token))
@@ -381,51 +388,68 @@ class Supervisor:
 
     # ---- starting and stopping one child --------------------------------------------------
 
-    async def _start_in_order(self, slots: Iterable[_Slot]) -> None:
+    async def _start_in_order(self, slots: Iterable[Slot]) -> None:
         """Start each slot in turn. Under one_for_all and rest_for_one a failed start ends
-        the pass: later children depend on it, and its restart covers them."""
+        the pass (later children depend on it); its exit decides what happens to the rest."""
         for slot in slots:
-            if slot.run is not None:
+            if self._stop_requested:
+                return
+            if slot.run is not None or slot not in self._slots:
                 continue
             started = await self._start_child(slot)
             if not started and self.spec.strategy is not Strategy.ONE_FOR_ONE:
                 return
 
-    async def _start_child(self, slot: _Slot) -> bool:
+    async def _start_skipped(self) -> None:
+        """Start the children a stopped start pass left waiting, if nothing else will."""
+        skipped = [
+            s for s in self._slots
+            if s.run is None and s.restart_token is None
+            and s.state in (ActorState.STARTING, ActorState.RESTARTING)
+        ]
+        await self._start_in_order(skipped)
+
+    async def _start_child(self, slot: Slot) -> bool:
         assert self._nursery is not None
+        if slot.zombie is not None:
+            await slot.zombie.done.wait()  # never two instances of one child at once
+            slot.zombie = None
         slot.state = ActorState.STARTING
         slot.ready_at_s = None  # set again when this instance is ready; a failed start never is
         if slot.ref is not None:
             slot.ref._mailbox.reopen()
             slot.ref._mailbox.clear_system()  # a STOP meant for a dead instance
-        instance = self._make_instance(slot)
-        if slot.ref is not None and isinstance(instance, Actor):
-            # The policy is the actor class's; messages queued before the start keep their place.
-            slot.ref._mailbox.policy = type(instance).mailbox_policy
-        run = _Run(instance, trio.CancelScope())
+        run = Run()
         slot.run = run
-        await self._nursery.start(self._run_child, slot, run)
+        self._starting = run
+        try:
+            await self._nursery.start(self._run_child, slot, run)
+        finally:
+            self._starting = None
+        if run.ready:
+            now = trio.current_time()
+            slot.ready_at_s = now
+            self._on_event(ChildStarted(path=slot.path, ts_s=now,
+                                        restart_count=slot.restart_count))
         if not run.ready or run.done.is_set():
             return False
-        now = trio.current_time()
         slot.state = ActorState.RUNNING
-        slot.ready_at_s = now
-        slot.started_once = True
-        self._on_event(ChildStarted(path=slot.path, ts_s=now, restart_count=slot.restart_count))
         return True
 
-    def _make_instance(self, slot: _Slot) -> Actor | Supervisor:
+    def _make_instance(self, slot: Slot) -> Actor | Supervisor:
         spec = slot.spec
         if isinstance(spec, SupervisorSpec):
             return Supervisor(
                 spec, registry=self.registry, on_event=self._on_event, rng=self._rng,
                 path=slot.path,
             )
-        return spec.factory()
+        instance = spec.factory()
+        assert slot.ref is not None
+        # The policy is the spec's or the actor class's; queued messages keep their place.
+        slot.ref._mailbox.set_policy(spec.mailbox or type(instance).mailbox_policy)
+        return instance
 
-    async def _run_child(
-        self, slot: _Slot, run: _Run, *, task_status: trio.TaskStatus[None]
-    ) -> None:
+    async def _run_child(self, slot: Slot, run: Run, *, task_status: trio.TaskStatus[None]) -> None:
         """The child's task. Every way out ends in one _Exited event for the loop."""
         spec = slot.spec
 
@@ -438,15 +462,16 @@ class Supervisor:
         run.scope.deadline = trio.current_time() + spec.start_timeout_s
         try:
             with run.scope:
-                if isinstance(run.instance, Supervisor):
-                    await run.instance.run(task_status=readiness)
+                run.instance = instance = self._make_instance(slot)
+                if isinstance(instance, Supervisor):
+                    await instance.run(task_status=readiness)
                 else:
                     assert slot.ref is not None
                     context = ActorContext(
                         name=spec.name, path=slot.path, ref=slot.ref, registry=self.registry,
                         shutdown_s=spec.shutdown_s,
                     )
-                    await run_actor(run.instance, context, slot.ref._mailbox, task_status=readiness)
+                    await run_actor(instance, context, slot.ref._mailbox, task_status=readiness)
             if run.scope.cancelled_caught and not run.ready and not run.stop_requested:
                 run.error = StartTimeoutError(
                     f"{slot.path} did not start within {spec.start_timeout_s:g} s"
@@ -462,12 +487,12 @@ class Supervisor:
             except trio.ClosedResourceError:
                 pass
 
-    async def _stop_child(self, slot: _Slot, reason: str) -> None:
+    async def _stop_child(self, slot: Slot, reason: str) -> None:
         """Ask, wait shutdown_s, then cancel. Leaves the slot without a run."""
         run = slot.run
         slot.restart_token = None
         if run is None:
-            if slot.state is ActorState.RESTARTING:
+            if slot.state in (ActorState.RESTARTING, ActorState.STARTING):
                 slot.state = ActorState.STOPPED
             return
         run.stop_requested = True
@@ -479,24 +504,22 @@ class Supervisor:
             await run.done.wait()
         abandoned = not run.done.is_set()
         if abandoned:
-            logger.debug("%s did not stop within %g s; cancelling it", slot.path,
-                         slot.spec.shutdown_s)
             run.scope.cancel()
-            self._on_event(
-                ChildAbandoned(path=slot.path, ts_s=trio.current_time(),
-                               shutdown_s=slot.spec.shutdown_s)
-            )
+            self._on_event(ChildAbandoned(
+                path=slot.path, ts_s=trio.current_time(), shutdown_s=slot.spec.shutdown_s
+            ))
             slot.last_error = ErrorInfo(
                 type="ShutdownTimeout",
                 message=f"did not stop within {slot.spec.shutdown_s:g} s; cancelled",
             )
             with trio.move_on_after(CANCEL_GRACE_S):
                 await run.done.wait()
+            if not run.done.is_set():
+                slot.zombie = run  # still unwinding: its next start waits for it
         elif run.error is not None:
             slot.last_error = _error_info(run.error)
         slot.run = None
         slot.state = ActorState.FAILED if abandoned else ActorState.STOPPED
-        logger.debug("%s stopped (%s)", slot.path, reason)
         self._on_event(ChildStopped(path=slot.path, ts_s=trio.current_time(), reason=reason))
 
     async def _stop_all(self, reason: str) -> None:
@@ -505,32 +528,41 @@ class Supervisor:
 
     # ---- slots ---------------------------------------------------------------------------
 
-    def _add_slot(self, spec: ChildSpec | SupervisorSpec) -> _Slot:
-        if any(slot.spec.name == spec.name for slot in self._slots):
+    def _add_slot(self, spec: ChildSpec | SupervisorSpec) -> Slot:
+        if any(slot.name == spec.name for slot in self._slots):
             raise DuplicateChildError(self.path, spec.name)
         ref = None
         if isinstance(spec, ChildSpec):
             try:
-                ref = self.registry.claim(spec.name)
+                ref = self.registry.claim(spec.name, declared_policy(spec))
             except ValueError:
                 raise DuplicateChildError(self.path, spec.name) from None
-        slot = _Slot(spec=spec, path=f"{self.path}/{spec.name}", ref=ref)
+        else:
+            taken = [name for name in actor_names(spec) if self.registry.is_claimed(name)]
+            if taken:
+                raise DuplicateChildError(self.path, taken[0])
+        slot = Slot(spec=spec, path=f"{self.path}/{spec.name}", ref=ref)
         self._slots.append(slot)
         return slot
 
-    def _remove_slot(self, slot: _Slot) -> None:
+    def _remove_slot(self, slot: Slot) -> None:
+        """Remove for good: names are forgotten, so topics forget the mailboxes too."""
         if slot in self._slots:
             self._slots.remove(slot)
-        if slot.ref is not None:
-            self.registry.release(slot.ref.name, forget=True)
+        names = [slot.ref.name] if slot.ref is not None else []
+        if isinstance(slot.spec, SupervisorSpec):
+            names = list(actor_names(slot.spec))
+        for name in names:
+            self.registry.release(name, forget=True)
 
-    def _release(self, slot: _Slot) -> None:
-        if slot.ref is not None:
-            slot.ref._mailbox.close()
-
-    def _find_slot(self, name: str) -> _Slot:
+    def _release_all(self, *, forget: bool) -> None:
         for slot in self._slots:
-            if slot.spec.name == name:
+            if slot.ref is not None:
+                self.registry.release(slot.ref.name, forget=forget)
+
+    def _find_slot(self, name: str) -> Slot:
+        for slot in self._slots:
+            if slot.name == name:
                 return slot
         raise ChildNotFoundError(self.path, name)
 
@@ -549,29 +581,6 @@ class Supervisor:
         slot.restart_count += 1
         await self._start_in_order([slot])
 
-    def _children_snapshot(self) -> list[ActorSnapshot]:
-        now = trio.current_time()
-        rows: list[ActorSnapshot] = []
-        for slot in self._slots:
-            ready_at_s = slot.ready_at_s
-            uptime_s = 0.0
-            if slot.state is ActorState.RUNNING and ready_at_s is not None:
-                uptime_s = now - ready_at_s
-            rows.append(
-                ActorSnapshot(
-                    path=slot.path,
-                    kind="actor" if slot.ref is not None else "supervisor",
-                    state=slot.state,
-                    restart_count=slot.restart_count,
-                    last_error=slot.last_error,
-                    mailbox_depth=0 if slot.ref is None else slot.ref._mailbox.depth(),
-                    uptime_s=uptime_s,
-                )
-            )
-            if slot.run is not None and isinstance(slot.run.instance, Supervisor):
-                rows.extend(slot.run.instance._children_snapshot())
-        return rows
-
 
 class _Readiness:
     """A task_status stand-in: lets the runner note readiness before passing it on."""
@@ -580,20 +589,6 @@ class _Readiness:
 
     def __init__(self, started: Callable[[None], None]) -> None:
         self.started = started
-
-
-def _check_unique_actor_names(root: SupervisorSpec) -> None:
-    """Actor names are registry keys: a duplicate anywhere in the tree is a config error."""
-    seen: set[str] = set()
-    pending: list[SupervisorSpec] = [root]
-    while pending:
-        for child in pending.pop().children:
-            if isinstance(child, SupervisorSpec):
-                pending.append(child)
-            elif child.name in seen:
-                raise DuplicateChildError(root.name, child.name)
-            else:
-                seen.add(child.name)
 
 
 def _error_info(error: BaseException) -> ErrorInfo:

@@ -85,6 +85,7 @@ class Actor:
     # Class-level defaults so subclasses need not call super().__init__().
     _context: ActorContext | None = None
     _stop_requested: bool = False
+    _nursery: trio.Nursery | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -114,6 +115,17 @@ class Actor:
         """Finish after the current message: a normal exit (transient children stay down)."""
         self._stop_requested = True
 
+    def spawn(self, function: Callable[..., Awaitable[object]], *args: object) -> None:
+        """Run `function(*args)` beside the handle loop for this instance's life.
+
+        For work a mailbox cannot do: reading a venue stream, a timer. The task is cancelled
+        when the instance stops; an exception escaping it is the instance's crash. Let it
+        talk to its actor through `self.ref.tell`, so state still changes in one place.
+        """
+        if self._nursery is None:
+            raise RuntimeError(f"{type(self).__name__}.spawn: only while the instance runs")
+        self._nursery.start_soon(function, *args)
+
     # ---- hooks -------------------------------------------------------------------------
 
     async def on_start(self) -> None:
@@ -140,27 +152,51 @@ async def run_actor(
 ) -> None:
     """Run one instance: on_start, report ready, handle messages until stopped, on_stop.
 
-    Returns normally after a STOP or `actor.stop()`; raises what a handler raised (a crash),
-    after giving on_stop a bounded, shielded chance to clean up. A forced cancellation by the
-    supervisor skips on_stop: the instance has used up its shutdown time already.
+    Returns normally after a STOP or `actor.stop()`; raises what a handler, a spawned task or
+    on_start raised (a crash), after giving on_stop a bounded, shielded chance to clean up.
+    So on_stop runs after every instance that entered on_start and must cope with a partial
+    start. A forced cancellation by the supervisor skips on_stop: the instance has used up
+    its shutdown time already. An on_stop that overruns `shutdown_s` is a crash.
     """
     actor._context = context
     actor._stop_requested = False
-    await actor.on_start()
-    task_status.started()
     try:
-        await _handle_until_stopped(actor, mailbox)
-    except Exception as crash:
+        async with trio.open_nursery() as nursery:
+            actor._nursery = nursery
+            await actor.on_start()
+            task_status.started()
+            asked_by_supervisor = await _handle_until_stopped(actor, mailbox)
+            nursery.cancel_scope.cancel()  # a normal stop ends the background tasks
+    except Exception as group:
+        crash = _unwrap(group)
         with trio.move_on_after(context.shutdown_s, shield=True):
             try:
                 await actor.on_stop()
             except Exception as cleanup_error:
                 crash.add_note(f"on_stop also failed: {describe_error(cleanup_error)}")
-        raise
-    await actor.on_stop()
+        raise crash from None
+    finally:
+        actor._nursery = None
+    if asked_by_supervisor:
+        await actor.on_stop()  # the supervisor times this stop and cancels past shutdown_s
+        return
+    # After actor.stop() nobody else is timing this instance: bound on_stop here.
+    with trio.move_on_after(context.shutdown_s) as scope:
+        await actor.on_stop()
+    if scope.cancelled_caught:
+        raise TimeoutError(f"{context.path}: on_stop did not finish within "
+                           f"{context.shutdown_s:g} s")
 
 
-async def _handle_until_stopped(actor: Actor, mailbox: Mailbox) -> None:
+def _unwrap(error: Exception) -> Exception:
+    """The one exception inside trio's strict groups, so status names the real cause."""
+    while isinstance(error, ExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return error
+
+
+async def _handle_until_stopped(actor: Actor, mailbox: Mailbox) -> bool:
+    """Handle messages until a STOP (returns True) or `actor.stop()` (returns False)."""
     # The hot path: one receive, one dict lookup, one await per message.
     handlers = type(actor)._handlers
     receive = mailbox.receive
@@ -172,9 +208,10 @@ async def _handle_until_stopped(actor: Actor, mailbox: Mailbox) -> None:
         elif message.__class__ is Ask:
             await _answer(actor, handlers, message)
         elif message is STOP:
-            return
+            return True
         else:
             await actor.on_unhandled(message)
+    return False
 
 
 async def _answer(actor: Actor, handlers: Mapping[type, Handler], ask: Ask) -> None:
@@ -194,7 +231,12 @@ async def _answer(actor: Actor, handlers: Mapping[type, Handler], ask: Ask) -> N
 
 
 def describe_error(error: BaseException) -> str:
-    """`Type: message`, one line, bounded; what status and events show of an error."""
+    """`Type: message`, one line, bounded; what status and events show of an error.
+
+    A group of one exception (trio's strict nurseries make those) is described by its member.
+    """
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
     text = " ".join(str(error).split())
     if len(text) > _MAX_ERROR_TEXT:
         text = text[: _MAX_ERROR_TEXT - 1] + "…"

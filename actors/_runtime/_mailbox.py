@@ -231,6 +231,24 @@ class Mailbox:
             return conflated.popitem(last=False)[1]
         return _EMPTY
 
+    def set_policy(self, policy: MailboxPolicy) -> None:
+        """Adopt a new capacity and overflow policy. Queued messages keep their place, and
+        senders already waiting keep theirs: those that now fit go in, in order. A drop
+        policy trims what is queued beyond the new capacity, as it would have on arrival."""
+        self.policy = policy
+        fifo = self._fifo
+        while len(fifo) > policy.capacity and policy.overflow in (
+            Overflow.DROP_OLDEST, Overflow.DROP_NEWEST
+        ):
+            dropped = fifo.popleft() if policy.overflow is Overflow.DROP_OLDEST else fifo.pop()
+            if isinstance(dropped, Ask):
+                dropped.reply.fail(MailboxFullError(self.owner, policy.capacity))
+            self._dropped += 1
+        while self._blocked_senders and len(fifo) < policy.capacity:
+            task, pending = self._blocked_senders.popitem(last=False)
+            fifo.append(pending)
+            trio.lowlevel.reschedule(task)
+
     def clear_system(self) -> None:
         """Forget stop requests meant for an instance that is gone (called before a restart)."""
         self._system.clear()

@@ -22,19 +22,23 @@ class Registry:
         self._refs: dict[str, ActorRef] = {}
         self._claimed: set[str] = set()
 
-    def claim(self, name: str) -> ActorRef:
+    def claim(self, name: str, policy: MailboxPolicy | None = None) -> ActorRef:
         """Give `name` to a new child: its ref, with a mailbox that accepts messages.
 
-        Raises ValueError when a live child already holds the name.
+        `policy` is the mailbox's, when known before the first instance exists (None: the
+        default until the first instance adopts its own). Raises ValueError when a live
+        child already holds the name.
         """
         if name in self._claimed:
             raise ValueError(f"an actor named {name!r} already exists")
         ref = self._refs.get(name)
         if ref is None:
-            ref = ActorRef(name, Mailbox(name, MailboxPolicy()))
+            ref = ActorRef(name, Mailbox(name, policy or MailboxPolicy()))
             self._refs[name] = ref
         else:
             ref._mailbox.reopen()
+            if policy is not None:
+                ref._mailbox.set_policy(policy)
         self._claimed.add(name)
         return ref
 
@@ -48,6 +52,10 @@ class Registry:
             else:
                 ref._mailbox.close()
         self._claimed.discard(name)
+
+    def is_claimed(self, name: str) -> bool:
+        """Whether a live child holds `name` (a released name may still resolve to a ref)."""
+        return name in self._claimed
 
     def lookup(self, name: str) -> ActorRef:
         try:

@@ -252,3 +252,58 @@ def test_handler_table_when_subclass_overrides_then_override_wins():
 
     assert Derived._handlers[OrderFilled] is Derived.__dict__["on_order_filled"]
     assert Derived.handled_types() == frozenset({OrderFilled})
+
+
+@dataclass(frozen=True)
+class Tick:
+    n: int
+
+
+class Ticker(Actor):
+    """Spawns a timer that tells its own actor; crashes the instance when told to."""
+
+    def __init__(self, journal: Journal, *, fail_after_ticks: int | None = None) -> None:
+        self.journal = journal
+        self.fail_after_ticks = fail_after_ticks
+
+    async def on_start(self) -> None:
+        self.journal.entries.append(("start", self.name, None))
+        self.spawn(self._tick_every_second)
+
+    async def on_stop(self) -> None:
+        self.journal.entries.append(("stop", self.name, None))
+
+    async def _tick_every_second(self) -> None:
+        n = 0
+        while True:
+            await trio.sleep(1)
+            n += 1
+            if self.fail_after_ticks is not None and n > self.fail_after_ticks:
+                raise ValueError("timer broke")
+            await self.ref.tell(Tick(n))
+
+    async def on_tick(self, message: Tick) -> None:
+        self.journal.entries.append(("handle", self.name, message.n))
+
+
+async def test_spawn_when_instance_runs_then_task_feeds_its_mailbox_and_ends_at_stop(
+    autojump_clock,
+):
+    journal = Journal()
+    async with open_tree(one_actor("ticker", lambda: Ticker(journal))):
+        await trio.sleep(3.5)
+    assert journal.handled("ticker") == [1, 2, 3]
+    assert journal.kinds("ticker")[-1] == "stop"  # and the tree stopped: the task ended
+
+
+async def test_spawn_when_task_raises_then_instance_crashes_with_that_error(autojump_clock):
+    journal = Journal()
+    spec = one_actor("ticker", lambda: Ticker(journal, fail_after_ticks=2))
+    async with open_tree(spec) as tree:
+        await trio.sleep(2.5)
+        await trio.sleep(1)
+        row = tree.snapshot()[1]
+        assert row.restart_count == 1
+        assert row.last_error is not None
+        assert (row.last_error.type, row.last_error.message) == ("ValueError", "timer broke")
+    assert journal.kinds("ticker")[:3] == ["start", "handle", "handle"]

@@ -26,13 +26,14 @@ from supervisor import (
     Restart,
     StartTimeoutError,
     Strategy,
+    SupervisionError,
     SupervisionEvent,
     Supervisor,
     SupervisorFailedError,
     SupervisorGaveUp,
     SupervisorSpec,
 )
-from tests.stubs import Crash, Echo, Exit, Journal, Recorder, SlowStopper, open_tree
+from tests.stubs import Crash, Echo, Exit, Hold, Journal, Recorder, SlowStopper, open_tree
 
 
 def abc(journal: Journal, strategy: Strategy, **kwargs: object) -> SupervisorSpec:
@@ -219,7 +220,7 @@ async def test_start_failure_when_persistent_then_counts_as_crash_and_escalates(
     with pytest.raises(SupervisorFailedError, match="RuntimeError: cannot start"):
         await Supervisor(spec).run()
     assert trio.current_time() - started == pytest.approx(1 + 2 + 4)  # three backed-off retries
-    assert journal.entries == []
+    assert journal.kinds("broken") == ["stop"] * 4  # on_stop cleans up after each failed start
 
 
 async def test_start_when_on_start_hangs_then_start_timeout_is_a_crash(autojump_clock):
@@ -434,3 +435,167 @@ async def test_backoff_when_restarts_keep_failing_after_a_long_run_then_still_gr
     assert gave_up
     gaps = [round(b - a, 6) for a, b in itertools.pairwise(attempts[1:])]
     assert gaps == [2, 4, 8]  # after the first retry at +1 s, not 1, 1, 1
+
+
+# ---- regressions found in review -----------------------------------------------------------
+
+
+class BrokenFactoryError(RuntimeError):
+    pass
+
+
+def broken_factory() -> Actor:
+    raise BrokenFactoryError("config unreadable")
+
+
+async def test_command_when_supervisor_is_stopping_then_fails_at_once(autojump_clock):
+    journal = Journal()
+    spec = SupervisorSpec("root", [ChildSpec("slow", lambda: SlowStopper(journal), shutdown_s=5)])
+    async with trio.open_nursery() as nursery:
+        tree = Supervisor(spec)
+        await nursery.start(tree.run)
+        tree.request_stop()
+        await trio.sleep(1)  # mid-stop: slow is still in on_stop
+        started = trio.current_time()
+        with pytest.raises(SupervisionError, match=r"not running|stopping"):
+            await tree.start_child(ChildSpec("late", lambda: Recorder(journal)))
+        assert trio.current_time() == started
+
+
+async def test_give_up_hook_when_it_issues_a_command_then_command_fails_fast(autojump_clock):
+    outcomes: list[str] = []
+
+    async def hook(failure: SupervisorFailedError) -> None:
+        try:
+            await root.start_child(ChildSpec("late", lambda: Recorder(Journal())))
+        except SupervisionError:
+            outcomes.append(f"refused at {trio.current_time()}")
+
+    spec = SupervisorSpec("root", [ChildSpec("bad", broken_factory)],
+                          intensity=Intensity(max_restarts=0, max_seconds=1))
+    root = Supervisor(spec, on_give_up=hook)
+    with pytest.raises(SupervisorFailedError):
+        await root.run()
+    assert outcomes == ["refused at 0.0"]
+
+
+async def test_factory_when_it_raises_then_a_failed_start_that_escalates_to_the_hook(
+    autojump_clock,
+):
+    hooked: list[str] = []
+
+    async def hook(failure: SupervisorFailedError) -> None:
+        hooked.append(str(failure))
+
+    spec = SupervisorSpec("root", [ChildSpec("bad", broken_factory)],
+                          intensity=Intensity(max_restarts=2, max_seconds=10), backoff=BACKOFF_OFF)
+    with pytest.raises(SupervisorFailedError, match="BrokenFactoryError: config unreadable"):
+        await Supervisor(spec, on_give_up=hook).run()
+    assert len(hooked) == 1
+
+
+async def test_start_child_when_nested_spec_reuses_a_live_name_then_refused_and_nothing_changes(
+    autojump_clock,
+):
+    journal = Journal()
+    spec = SupervisorSpec("root", [ChildSpec("a", lambda: Recorder(journal))])
+    async with open_tree(spec) as tree:
+        with pytest.raises(DuplicateChildError, match="'a'"):
+            await tree.start_child(
+                SupervisorSpec("branch", [ChildSpec("a", lambda: Recorder(journal))])
+            )
+        assert tree.child_names() == ["a"]
+        assert await tree.registry.lookup("a").ask(Echo(1)) == 1
+
+
+@pytest.mark.parametrize("strategy", [Strategy.ONE_FOR_ALL, Strategy.REST_FOR_ONE])
+async def test_start_pass_when_temporary_child_fails_to_start_then_later_siblings_still_start(
+    autojump_clock, strategy: Strategy
+):
+    journal = Journal()
+    spec = SupervisorSpec(
+        "root",
+        [
+            ChildSpec("once", lambda: Recorder(journal, fail_start=True),
+                      restart=Restart.TEMPORARY),
+            ChildSpec("after", lambda: Recorder(journal)),
+        ],
+        strategy=strategy,
+    )
+    async with open_tree(spec) as tree:
+        await trio.sleep(1)
+        assert tree.child_names() == ["after"]
+        assert await tree.registry.lookup("after").ask(Echo(2)) == 2
+
+
+async def test_stop_when_requested_during_a_slow_start_then_returns_without_waiting(
+    autojump_clock,
+):
+    class SlowStart(Actor):
+        async def on_start(self) -> None:
+            await trio.sleep(20)
+
+    spec = SupervisorSpec("root", [ChildSpec(f"s{n}", SlowStart) for n in range(3)])
+    tree = Supervisor(spec)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(tree.run)
+        await trio.sleep(0.1)
+        tree.request_stop()
+    assert trio.current_time() == pytest.approx(0.1)
+
+
+async def test_terminate_child_when_branch_then_its_actor_names_are_forgotten(autojump_clock):
+    journal = Journal()
+    spec = SupervisorSpec(
+        "root", [SupervisorSpec("branch", [ChildSpec("a", lambda: Recorder(journal))])]
+    )
+    async with open_tree(spec) as tree:
+        await tree.terminate_child("branch")
+        assert "a" not in tree.registry
+        await tree.start_child(ChildSpec("a", lambda: Recorder(journal)))  # a new, unrelated a
+        assert await tree.registry.lookup("a").ask(Echo(3)) == 3
+
+
+async def test_self_stop_when_on_stop_hangs_then_bounded_by_shutdown_timeout(autojump_clock):
+    journal = Journal()
+    spec = SupervisorSpec("root", [ChildSpec("slow", lambda: SlowStopper(journal),
+                                             shutdown_s=2)], backoff=BACKOFF_OFF)
+    async with open_tree(spec) as tree:
+        await tree.registry.lookup("slow").tell(Exit())
+        await trio.sleep(2.5)
+        row = tree.snapshot()[1]
+        assert row.restart_count == 1 and row.last_error is not None
+        assert row.last_error.type == "TimeoutError"
+
+
+class IgnoresCancellation(Actor):
+    """Its Hold handler shields a slow call (a blocking REST call, say) from cancellation."""
+
+    def __init__(self, live: list[int], peak: list[int]) -> None:
+        self.live, self.peak = live, peak
+
+    async def on_start(self) -> None:
+        self.live.append(1)
+        self.peak.append(len(self.live))
+
+    async def on_hold(self, message: Hold) -> None:
+        try:
+            with trio.CancelScope(shield=True):
+                await trio.sleep(5)
+        finally:
+            self.live.pop()
+
+
+async def test_restart_when_old_instance_ignores_cancellation_then_new_one_waits_for_it(
+    autojump_clock,
+):
+    live: list[int] = []
+    peak: list[int] = []
+    spec = SupervisorSpec("root", [ChildSpec("w", lambda: IgnoresCancellation(live, peak),
+                                             shutdown_s=1)], backoff=BACKOFF_OFF)
+    async with open_tree(spec) as tree:
+        await tree.registry.lookup("w").tell(Hold())
+        await trio.sleep(0.1)
+        await tree.restart_child("w")  # stop asks, waits 1 s, cancels: the shield holds 5 s
+        assert trio.current_time() == pytest.approx(5)
+    assert peak == [1, 1]  # never two instances alive

@@ -12,10 +12,12 @@ from typing import Any, Final
 import trio
 
 from .hop import run_hop
+from .journal import run_journal
 from .restart import run_restart
 
 GROUPS: Final[dict[str, Callable[[], Awaitable[dict[str, Any]]]]] = {
     "hop": run_hop,
+    "journal": run_journal,
     "restart": run_restart,
 }
 

@@ -3,6 +3,7 @@
 Public names live here; code lives in `_private` modules and venue subpackages.
 """
 
+from ._accounting import PositionState as PositionState
 from ._exceptions import OrderOutcomeUnknownError as OrderOutcomeUnknownError
 from ._exceptions import RejectReason as RejectReason
 from ._exceptions import VenueAuthError as VenueAuthError
@@ -45,6 +46,7 @@ __all__ = [
     "OrderStatus",
     "OrderType",
     "Position",
+    "PositionState",
     "RejectReason",
     "Side",
     "TimeInForce",

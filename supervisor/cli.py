@@ -8,19 +8,24 @@ control-plane issue and are added to this parser from there.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Final
 
 import trio
 
+from ._config import ConfigError, load_config
 from ._daemon import run_daemon
 from ._home import HOME_ENV, HomeInUseError, steward_home
+from ._view import live_view, log_view
 
 LOG_FORMAT: Final = "%(asctime)s %(levelname)-8s %(name)s: %(message)s"
 EXIT_USAGE: Final = 2
+DEFAULT_CONFIG: Final = Path(__file__).resolve().parent.parent / "examples" / "paper.toml"
 
 
 def package_version() -> str:
@@ -46,8 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the daemon's supervision tree in the foreground until SIGINT or "
         "SIGTERM, which stop it in order (exit 0). Exits 3 if the root supervisor gives up.",
     )
+    run.add_argument("config", nargs="?", type=Path, default=None,
+                     help=f"a TOML file (default: {DEFAULT_CONFIG})")
     run.add_argument("--log-level", default="INFO",
                      choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    run.add_argument("--plain", action="store_true",
+                     help="log lines instead of the live view (the default when not a terminal)")
     return parser
 
 
@@ -59,10 +68,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=args.log_level, format=LOG_FORMAT, stream=sys.stderr)
-    home = steward_home()
+    live = sys.stdout.isatty() and not args.plain
+    path = args.config or DEFAULT_CONFIG
     try:
-        return trio.run(run_daemon, home)
+        config = load_config(path)
+    except ConfigError as exc:
+        print(f"steward: bad config: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    log_file = None
+    if live:
+        # The live view owns the terminal; the log goes to a file beside the state.
+        home = steward_home()
+        log_file = home / "daemon.log"
+        logging.basicConfig(level=args.log_level, format=LOG_FORMAT, filename=log_file)
+    else:
+        logging.basicConfig(level=args.log_level, format=LOG_FORMAT, stream=sys.stderr)
+    home = steward_home()
+    reporter = live_view if live else log_view
+    try:
+        return trio.run(functools.partial(run_daemon, home, config, reporter=reporter))
     except HomeInUseError as exc:
         print(f"steward: {exc}", file=sys.stderr)
         return EXIT_USAGE

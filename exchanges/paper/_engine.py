@@ -25,6 +25,7 @@ from typing import TypeVar
 
 import msgspec
 
+from .._accounting import ZERO
 from .._exceptions import RejectReason, VenueRejectedError
 from .._models import (
     Fill,
@@ -38,7 +39,7 @@ from .._models import (
     TimeInForce,
     VenueOrder,
 )
-from ._ledger import ZERO, Deposit, Effect, Ledger
+from ._ledger import Deposit, Effect, Ledger
 
 E = TypeVar("E", Deposit, VenueOrder, Fill, FundingPayment)
 

@@ -5,25 +5,20 @@ payment). The engine computes an effect, applies it here, and the venue appends 
 state file. Replaying the file through the same `apply` rebuilds the same accounts, so a
 daemon killed at any point finds the venue exactly as the venue last told it.
 
-Position accounting is average-price: adding to a position moves the entry price to the
-size-weighted average; reducing realizes (fill - entry) × closed qty; flipping through zero
-opens the remainder at the fill price. The average is the one division in the accounting, so
-the entry price is kept to ENTRY_PRICE_QUANTUM: every other amount is an exact product or sum
-of decimals, and no sum depends on the order it was added up in. The quote balance moves by
-realized PnL, fees and funding, nothing else, so it is conserved exactly (property-tested).
+Positions use the average-price accounting of exchanges._accounting, the same our positions
+actor uses, so venue and daemon agree to the last digit. The quote balance moves by realized
+PnL, fees and funding, nothing else, so it is conserved exactly (property-tested).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 
 import msgspec
 
-from .._models import Balance, Fill, FundingPayment, OrderStatus, Position, Side, VenueOrder
-
-ZERO = Decimal(0)
-ENTRY_PRICE_QUANTUM = Decimal("1e-10")
+from .._accounting import ZERO, PositionState
+from .._models import Balance, Fill, FundingPayment, OrderStatus, Position, VenueOrder
 
 
 class Deposit(msgspec.Struct, frozen=True, kw_only=True, tag=True):
@@ -36,35 +31,6 @@ class Deposit(msgspec.Struct, frozen=True, kw_only=True, tag=True):
 
 
 Effect = Deposit | VenueOrder | Fill | FundingPayment
-
-
-@dataclass
-class PositionState:
-    qty: Decimal = ZERO
-    entry_price: Decimal = ZERO
-    realized_pnl: Decimal = ZERO
-
-    def apply_fill(self, side: Side, qty: Decimal, price: Decimal) -> Decimal:
-        """Update for one fill; returns the PnL it realized."""
-        signed = qty if side is Side.BUY else -qty
-        current = self.qty
-        if current == 0 or (current > 0) == (signed > 0):
-            new_qty = current + signed
-            average = (abs(current) * self.entry_price + qty * price) / abs(new_qty)
-            self.entry_price = average.quantize(ENTRY_PRICE_QUANTUM, rounding=ROUND_HALF_EVEN)
-            self.qty = new_qty
-            return ZERO
-        closed = min(qty, abs(current))
-        direction = 1 if current > 0 else -1
-        realized = closed * (price - self.entry_price) * direction
-        new_qty = current + signed
-        if new_qty == 0:
-            self.entry_price = ZERO
-        elif (new_qty > 0) != (current > 0):
-            self.entry_price = price  # flipped: the remainder opened at this fill
-        self.qty = new_qty
-        self.realized_pnl += realized
-        return realized
 
 
 @dataclass

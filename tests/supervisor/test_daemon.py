@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from supervisor import BACKOFF_OFF, ChildSpec, Intensity, SupervisorSpec
-from supervisor._daemon import EXIT_GAVE_UP, daemon_tree, run_daemon
+from supervisor._assembly import daemon_tree
+from supervisor._daemon import EXIT_GAVE_UP, run_daemon
 from tests.stubs import Journal, Recorder
 
 STEWARD = [sys.executable, "-m", "supervisor.cli"]
@@ -62,8 +63,12 @@ def test_run_when_signalled_then_stops_branches_in_reverse_and_exits_zero(stewar
         daemon.kill()
     assert daemon.returncode == 0
     stopped = [line.split("stopped ")[1].split()[0] for line in stderr.splitlines()
-               if "stopped root/" in line]
-    assert stopped == ["root/strategies", "root/feeds", "root/core"]
+               if "steward.daemon: stopped root/" in line]
+    branches = [path for path in stopped if path.count("/") == 1]
+    assert branches == ["root/strategies", "root/feeds", "root/core"]
+    core = [path.rsplit("/", 1)[1] for path in stopped if path.startswith("root/core/")]
+    assert core[-3:] == ["risk", "positions", "journal"]  # reverse of the start order
+    assert all(name.startswith("gateway.") for name in core[:-3])
     assert "daemon stopped" in stderr
 
 
@@ -93,5 +98,5 @@ async def test_run_daemon_when_root_gives_up_then_halt_hook_runs_and_exit_code_s
         spec.name, spec.children, intensity=Intensity(max_restarts=0, max_seconds=1),
         backoff=BACKOFF_OFF,
     )
-    assert await run_daemon(steward_home, fragile) == EXIT_GAVE_UP
+    assert await run_daemon(steward_home, spec=fragile) == EXIT_GAVE_UP
     assert "trading halted" in caplog.text

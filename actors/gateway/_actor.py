@@ -1,0 +1,393 @@
+"""Gateway: the only path to one venue account's order API.
+
+Start: open the user stream first (so nothing is missed), reconcile the journal with the venue,
+and only then report ready and take orders. Every restart does this.
+
+Orders: placed with the strategy's client id; a transport failure is retried a bounded number
+of times with the same id (idempotent); an unknown outcome (HTTP 503, a timeout) is settled by
+asking the venue, never guessed. Venue rate limits are a token bucket: an order waits for a
+token rather than being refused. Orders may carry an expiry; the gateway cancels them after it.
+
+Events: venue order updates and fills arrive on the user stream. A fill is journaled before
+anyone hears of it; then positions, risk and the strategy are told. Order records go to the
+journal in the background: the venue is the truth for orders, and reconciliation adopts
+anything the journal missed, so the hot path never waits for a commit.
+
+Dead man's switch: where the venue has one (Aster countdownCancelAll), it is kept armed for
+every traded symbol while the gateway lives, so the venue cancels our orders if the daemon dies.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Final
+
+import trio
+
+from actors import Actor, ActorNotFoundError, ActorNotRunningError, MailboxPolicy, Overflow
+from exchanges import (
+    AccountClient,
+    Fill,
+    FundingPayment,
+    OrderOutcomeUnknownError,
+    OrderRequest,
+    OrderStatus,
+    RejectReason,
+    VenueError,
+    VenueOrder,
+    VenueRejectedError,
+    VenueTransportError,
+)
+
+from ..journal import FillRecorded, FundingRecorded, JournalRecord
+from ..journal._service import JournalService
+from ..messages import (
+    POSITIONS,
+    RISK,
+    CancelAll,
+    CancelOrder,
+    FundingPaid,
+    GetOrders,
+    OpenOrder,
+    OpenOrdersReconciled,
+    OrderAccepted,
+    OrderFilled,
+    OrderIntent,
+    OrderRejected,
+    OrderUpdated,
+    SubmitOrder,
+)
+from ..risk import TokenBucket
+from ._orders import OrderTracker, TrackedOrder
+from ._reconcile import ReconcileReport, order_record, reconcile
+
+logger = logging.getLogger(__name__)
+
+PLACE_ATTEMPTS: Final = 3
+RETRY_DELAY_S: Final = 0.2
+EXPIRY_TICK_S: Final = 0.25
+STOP_CANCEL_S: Final = 3.0
+DEAD_MAN_COUNTDOWN_MS: Final = 120_000  # the venue cancels 2 min after our last re-arm
+DEAD_MAN_REARM_S: Final = 30.0  # Aster's doc: re-arm every 30 s with 120 s
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiryTick:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class StreamReconnected:
+    pass
+
+
+class Gateway(Actor):
+    mailbox_policy = MailboxPolicy(capacity=8192, overflow=Overflow.BLOCK)
+
+    def __init__(
+        self,
+        client: AccountClient,
+        journal: JournalService,
+        symbols: Sequence[str],
+        *,
+        orders_per_s: float = 20.0,
+        order_burst: int = 40,
+        cancel_on_stop: bool = True,
+    ) -> None:
+        self.client = client
+        self.journal = journal
+        self.symbols = tuple(symbols)
+        self.cancel_on_stop = cancel_on_stop
+        self.tracker = OrderTracker()
+        self.bucket = TokenBucket(orders_per_s, order_burst)
+        self.last_reconcile: ReconcileReport | None = None
+        self._records_send, self._records_receive = trio.open_memory_channel[JournalRecord](
+            math.inf
+        )
+
+    # ---- lifecycle -----------------------------------------------------------------------
+
+    async def on_start(self) -> None:
+        stream_open = trio.Event()
+        self.spawn(self._user_stream, stream_open)
+        self.spawn(self._record_in_background)
+        await stream_open.wait()
+        await self._reconcile()
+        self.spawn(self._tick_expiries)
+        self.spawn(self._keep_dead_man_armed)
+
+    async def on_stop(self) -> None:
+        if not self.cancel_on_stop:
+            return
+        with trio.move_on_after(STOP_CANCEL_S, shield=True):
+            try:
+                cancelled = await self.client.cancel_all()
+                logger.info("%s: cancelled %d orders on stop", self.name, len(cancelled))
+                records = [order_record(o, self._strategy_tracked(o)) for o in cancelled]
+                await self.journal.journal.record_many(records)
+            except VenueError as exc:
+                logger.error("%s: cancel-all on stop failed: %s", self.name, exc)
+
+    async def _reconcile(self) -> None:
+        report = await reconcile(self.journal.journal, self.client, source=self.name)
+        self.last_reconcile = report
+        for record in report.open_orders:
+            if record.client_id not in self.tracker.orders:
+                tracked = TrackedOrder(strategy=record.strategy, symbol=record.symbol,
+                                       intent=None)
+                self.tracker.orders[record.client_id] = tracked
+        for order in report.adopted_orders:
+            tracked_order = self.tracker.get(order.client_id)
+            if tracked_order is not None:
+                tracked_order.order = order
+        for filled in report.new_fills:
+            await self._announce_fill(filled)
+        await self._tell(RISK, OpenOrdersReconciled(
+            venue=self.client.venue, account=self.client.account,
+            orders=tuple(
+                OpenOrder(client_id=o.client_id, symbol=o.symbol, side=o.side, price=o.price,
+                          remaining_qty=o.qty - o.filled_qty)
+                for o in report.open_orders
+            ),
+        ))
+        if not report.clean:
+            logger.warning(
+                "%s: reconciled: %d orders adopted, %d closed, %d fills recorded, "
+                "%d position drifts", self.name, len(report.adopted_orders),
+                len(report.closed_orders), len(report.new_fills), len(report.position_drift),
+            )
+
+    # ---- commands ------------------------------------------------------------------------
+
+    async def on_submit_order(self, message: SubmitOrder) -> None:
+        intent = message.intent
+        if self.tracker.get(intent.client_id) is not None:
+            await self._reject(intent, RejectReason.DUPLICATE_CLIENT_ID.value,
+                               "client id already used")
+            return
+        await self._wait_for_rate_token()
+        self.tracker.add(intent)
+        try:
+            order = await self._place(intent)
+        except VenueRejectedError as exc:
+            self.tracker.forget(intent.client_id)
+            await self._reject(intent, exc.reason.value, str(exc))
+            return
+        if order is None:
+            self.tracker.forget(intent.client_id)
+            await self._reject(intent, "unknown_outcome_not_found",
+                               "the venue has no trace of the order after an unknown outcome")
+            return
+        tracked = self.tracker.orders[intent.client_id]
+        self.tracker.apply(order)
+        if intent.expire_after_s is not None:
+            tracked.expire_at_s = trio.current_time() + intent.expire_after_s
+        self._record(order_record(order, intent.strategy))
+        accepted = OrderAccepted(strategy=intent.strategy, order=order)
+        await self._tell(RISK, accepted)
+        await self._tell(intent.strategy, accepted)
+
+    async def on_cancel_order(self, message: CancelOrder) -> None:
+        tracked = self.tracker.get(message.client_id)
+        if tracked is None or tracked.status.is_terminal:
+            return
+        try:
+            order = await self.client.cancel_order(message.symbol, message.client_id)
+        except VenueRejectedError as exc:
+            if exc.reason is not RejectReason.UNKNOWN_ORDER:
+                logger.warning("%s: cancel %s refused: %s", self.name, message.client_id, exc)
+            return  # already gone: its final state arrives on the user stream
+        await self._on_order_state(order)
+
+    async def on_cancel_all(self, message: CancelAll) -> list[VenueOrder]:
+        cancelled = await self.client.cancel_all(message.symbol)
+        for order in cancelled:
+            await self._on_order_state(order)
+        return cancelled
+
+    async def on_get_orders(self, message: GetOrders) -> list[VenueOrder]:
+        return [
+            t.order for t in self.tracker.live()
+            if t.order is not None and message.strategy in (None, t.strategy)
+        ]
+
+    # ---- venue events --------------------------------------------------------------------
+
+    async def on_venue_order(self, message: VenueOrder) -> None:
+        await self._on_order_state(message)
+
+    async def on_fill(self, message: Fill) -> None:
+        tracked = self.tracker.get(message.client_id)
+        strategy = tracked.strategy if tracked is not None else await self._strategy_of(message)
+        record = FillRecorded(fill=message, strategy=strategy)
+        if await self.journal.journal.record(record):  # durable before anyone hears of it
+            await self._announce_fill(record)
+
+    async def on_funding_payment(self, message: FundingPayment) -> None:
+        if await self.journal.journal.record(FundingRecorded(payment=message)):
+            paid = FundingPaid(payment=message)
+            await self._tell(POSITIONS, paid)
+            await self._tell(RISK, paid)
+
+    async def on_stream_reconnected(self, message: StreamReconnected) -> None:
+        await self._reconcile()  # whatever happened while the stream was down
+
+    async def on_expiry_tick(self, message: ExpiryTick) -> None:
+        now = trio.current_time()
+        for client_id, tracked in list(self.tracker.orders.items()):
+            if tracked.expire_at_s is not None and now >= tracked.expire_at_s:
+                tracked.expire_at_s = None
+                if not tracked.status.is_terminal:
+                    await self.on_cancel_order(CancelOrder(
+                        venue=self.client.venue, account=self.client.account,
+                        symbol=tracked.symbol, client_id=client_id,
+                    ))
+        self.tracker.prune_terminal()
+
+    async def _on_order_state(self, order: VenueOrder) -> None:
+        tracked = self.tracker.get(order.client_id)
+        if tracked is None:
+            strategy = await self._strategy_of(order)
+            tracked = self.tracker.adopt(order, strategy)
+        elif not self.tracker.apply(order):
+            return
+        self._record(order_record(order, tracked.strategy))
+        updated = OrderUpdated(strategy=tracked.strategy, order=order)
+        await self._tell(RISK, updated)
+        await self._tell(tracked.strategy, updated)
+
+    async def _announce_fill(self, record: FillRecorded) -> None:
+        filled = OrderFilled(strategy=record.strategy, fill=record.fill)
+        await self._tell(POSITIONS, filled)
+        await self._tell(RISK, filled)
+        await self._tell(record.strategy, filled)
+
+    # ---- placing -------------------------------------------------------------------------
+
+    async def _place(self, intent: OrderIntent) -> VenueOrder | None:
+        """The venue's order, or None when an unknown outcome turned out to be no order."""
+        request = OrderRequest(
+            client_id=intent.client_id, symbol=intent.symbol, side=intent.side,
+            order_type=intent.order_type, qty=intent.qty, price=intent.price, tif=intent.tif,
+            reduce_only=intent.reduce_only,
+        )
+        for attempt in range(1, PLACE_ATTEMPTS + 1):
+            try:
+                return await self.client.place_order(request)
+            except VenueRejectedError as exc:
+                if exc.reason is RejectReason.DUPLICATE_CLIENT_ID and attempt > 1:
+                    return await self._find(intent)  # an earlier attempt did arrive
+                raise
+            except OrderOutcomeUnknownError:
+                return await self._find(intent)
+            except VenueTransportError as exc:
+                if attempt == PLACE_ATTEMPTS:
+                    logger.error("%s: %s not placed after %d attempts: %s", self.name,
+                                 intent.client_id, attempt, exc)
+                    return await self._find(intent)
+                await trio.sleep(RETRY_DELAY_S * attempt)
+        raise AssertionError("unreachable")
+
+    async def _find(self, intent: OrderIntent) -> VenueOrder | None:
+        """Settle an unknown outcome by asking the venue: open, filled, or never there."""
+        try:
+            return await self.client.get_order(intent.symbol, intent.client_id)
+        except VenueRejectedError as exc:
+            if exc.reason is not RejectReason.UNKNOWN_ORDER:
+                raise
+        fills = [f for f in await self.client.fills(intent.ts_created_ns - 60 * 10**9)
+                 if f.client_id == intent.client_id]
+        for fill in fills:
+            await self.on_fill(fill)
+        return None if not fills else _filled_order(intent, fills, self.client)
+
+    async def _wait_for_rate_token(self) -> None:
+        """Pace to the venue's limit: wait for a token rather than be refused by the venue."""
+        await trio.sleep(self.bucket.seconds_until_token(trio.current_time()))
+        taken = self.bucket.take(trio.current_time())
+        assert taken, "a token is due after the wait"
+
+    # ---- background ----------------------------------------------------------------------
+
+    async def _user_stream(self, stream_open: trio.Event) -> None:
+        first = True
+        while True:
+            try:
+                async with self.client.stream_user() as stream:
+                    stream_open.set()
+                    if not first:
+                        await self.ref.tell(StreamReconnected())
+                    first = False
+                    async for event in stream:
+                        await self.ref.tell(event)
+            except VenueError as exc:
+                logger.warning("%s: user stream failed: %s", self.name, exc)
+            logger.warning("%s: user stream ended; reconnecting", self.name)
+            await trio.sleep(RETRY_DELAY_S)
+
+    async def _record_in_background(self) -> None:
+        async for record in self._records_receive:
+            batch = [record]
+            while True:
+                try:
+                    batch.append(self._records_receive.receive_nowait())
+                except trio.WouldBlock:
+                    break
+            await self.journal.journal.record_many(batch)
+
+    async def _tick_expiries(self) -> None:
+        while True:
+            await trio.sleep(EXPIRY_TICK_S)
+            await self.ref.tell(ExpiryTick())
+
+    async def _keep_dead_man_armed(self) -> None:
+        while True:
+            for symbol in self.symbols:
+                try:
+                    if not await self.client.arm_cancel_all_after(symbol, DEAD_MAN_COUNTDOWN_MS):
+                        return  # the venue has no such switch
+                except VenueError as exc:
+                    logger.error("%s: could not arm dead man's switch for %s: %s",
+                                 self.name, symbol, exc)
+            await trio.sleep(DEAD_MAN_REARM_S)
+
+    # ---- helpers -------------------------------------------------------------------------
+
+    def _strategy_tracked(self, order: VenueOrder) -> str:
+        tracked = self.tracker.get(order.client_id)
+        return "adopted" if tracked is None else tracked.strategy
+
+    def _record(self, record: JournalRecord) -> None:
+        self._records_send.send_nowait(record)
+
+    async def _strategy_of(self, event: VenueOrder | Fill) -> str:
+        known = await self.journal.journal.order(event.venue, event.account, event.client_id)
+        return "adopted" if known is None else known.strategy
+
+    async def _reject(self, intent: OrderIntent, reason: str, detail: str) -> None:
+        rejected = OrderRejected(intent=intent, reason=reason, detail=detail)
+        await self._tell(RISK, rejected)
+        await self._tell(intent.strategy, rejected)
+
+    async def _tell(self, name: str, message: object) -> None:
+        try:
+            await self.registry.lookup(name).tell(message)
+        except (ActorNotFoundError, ActorNotRunningError):
+            logger.debug("%s: %s is gone; %s dropped", self.name, name, type(message).__name__)
+
+
+def _filled_order(intent: OrderIntent, fills: list[Fill], client: AccountClient) -> VenueOrder:
+    """What an order that left only fills behind must have been."""
+    filled = sum((f.qty for f in fills), Decimal(0))
+    return VenueOrder(
+        venue=client.venue, account=client.account, client_id=intent.client_id,
+        venue_order_id=fills[0].venue_order_id, symbol=intent.symbol, side=intent.side,
+        order_type=intent.order_type, tif=intent.tif, qty=intent.qty, price=intent.price,
+        filled_qty=filled,
+        status=OrderStatus.FILLED if filled >= intent.qty else OrderStatus.EXPIRED,
+        reduce_only=intent.reduce_only, ts_venue_ns=fills[-1].ts_venue_ns,
+    )

@@ -1,0 +1,19 @@
+"""Strategies: one actor per configured strategy, by kind."""
+
+from ._base import OwnOrder as OwnOrder
+from ._base import ParamsError as ParamsError
+from ._base import Strategy as Strategy
+from .market_maker import MarketMaker as MarketMaker
+from .market_maker import MarketMakerParams as MarketMakerParams
+from .market_maker import Quote as Quote
+from .market_maker import quotes as quotes
+
+__all__ = [
+    "MarketMaker",
+    "MarketMakerParams",
+    "OwnOrder",
+    "ParamsError",
+    "Quote",
+    "Strategy",
+    "quotes",
+]

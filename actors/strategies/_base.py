@@ -1,0 +1,231 @@
+"""Strategy: the base every strategy actor builds on.
+
+What a strategy does is its own; what every strategy needs is here: client ids that are unique
+across restarts, its orders and fills as the gateway reports them, its position, submitting
+through risk and cancelling through the gateway, parameters that can be replaced live
+(validated whole, a rejected update changes nothing), and pulling its quotes when it stops.
+
+On start it cancels orders a previous instance left resting, and re-reads its position from
+the positions actor: a restarted strategy starts from the truth, not from zero.
+"""
+
+from __future__ import annotations
+
+import logging
+import string
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import ClassVar, Final, Generic, TypeVar
+
+import msgspec
+import trio
+
+from actors import Actor, ActorNotFoundError, ActorNotRunningError, ActorRef
+from exchanges import OrderStatus, OrderType, Side, TimeInForce, VenueOrder
+
+from ..feed import MarketTopics
+from ..messages import (
+    POSITIONS,
+    RISK,
+    CancelOrder,
+    GetOrders,
+    GetParams,
+    GetPositions,
+    OrderAccepted,
+    OrderDenied,
+    OrderFilled,
+    OrderIntent,
+    OrderRejected,
+    OrderUpdated,
+    ParamsReply,
+    SubmitOrder,
+    UpdateParams,
+    gateway_name,
+)
+
+logger = logging.getLogger(__name__)
+
+P = TypeVar("P", bound=msgspec.Struct)
+
+STOP_CANCEL_S: Final = 3.0
+_ID_ALPHABET: Final = string.digits + string.ascii_lowercase
+_ID_SAFE: Final = frozenset(string.ascii_letters + string.digits + "-_")
+
+
+class ParamsError(ValueError):
+    """An update that does not validate; names the field and the reason."""
+
+
+@dataclass
+class OwnOrder:
+    intent: OrderIntent
+    status: OrderStatus = OrderStatus.PENDING
+    filled_qty: Decimal = Decimal(0)
+    cancel_sent: bool = False
+
+    @property
+    def live(self) -> bool:
+        return not self.status.is_terminal
+
+
+class Strategy(Actor, Generic[P]):
+    params_type: ClassVar[type[msgspec.Struct]]
+
+    def __init__(self, params: P, topics: MarketTopics) -> None:
+        self.params = params
+        self.topics = topics
+        self.orders: dict[str, OwnOrder] = {}
+        self.positions: dict[tuple[str, str, str], Decimal] = {}
+        self.risk: ActorRef | None = None
+        self._id_prefix = ""
+        self._id_seq = 0
+
+    # ---- lifecycle -----------------------------------------------------------------------
+
+    async def on_start(self) -> None:
+        self._id_prefix = _client_id_prefix(self.name)
+        self.risk = self.registry.lookup(RISK)
+        for view in await self.registry.lookup(POSITIONS).ask(GetPositions()):
+            if view.strategy == self.name:
+                self.positions[(view.venue, view.account, view.symbol)] = view.qty
+        for venue, account in self.accounts():
+            gateway = self.registry.lookup(gateway_name(venue, account))
+            for order in await gateway.ask(GetOrders(strategy=self.name)):
+                await gateway.tell(CancelOrder(venue=venue, account=account,
+                                               symbol=order.symbol, client_id=order.client_id))
+
+    async def on_stop(self) -> None:
+        with trio.move_on_after(STOP_CANCEL_S, shield=True):
+            for client_id in [cid for cid, own in self.orders.items() if own.live]:
+                await self.cancel(client_id)
+
+    def accounts(self) -> list[tuple[str, str]]:
+        """The (venue, account) pairs this strategy trades; subclasses say."""
+        raise NotImplementedError
+
+    # ---- orders --------------------------------------------------------------------------
+
+    def new_client_id(self) -> str:
+        """Unique across restarts and ≤ 36 chars of [A-Za-z0-9_-] (Aster's rule)."""
+        self._id_seq += 1
+        return f"{self._id_prefix}{_base36(self._id_seq)}"
+
+    async def submit(
+        self, venue: str, account: str, symbol: str, side: Side, qty: Decimal,
+        price: Decimal | None = None, *, order_type: OrderType = OrderType.LIMIT,
+        tif: TimeInForce = TimeInForce.GTC, reduce_only: bool = False,
+        expire_after_s: float | None = None,
+    ) -> str:
+        assert self.risk is not None
+        intent = OrderIntent(
+            client_id=self.new_client_id(), strategy=self.name, venue=venue, account=account,
+            symbol=symbol, side=side, order_type=order_type, qty=qty, price=price, tif=tif,
+            reduce_only=reduce_only, expire_after_s=expire_after_s,
+            ts_created_ns=time.time_ns(),
+        )
+        self.orders[intent.client_id] = OwnOrder(intent)
+        await self.risk.tell(SubmitOrder(intent=intent))
+        return intent.client_id
+
+    async def cancel(self, client_id: str) -> None:
+        own = self.orders.get(client_id)
+        if own is None or not own.live or own.cancel_sent:
+            return
+        own.cancel_sent = True
+        intent = own.intent
+        try:
+            gateway = self.registry.lookup(gateway_name(intent.venue, intent.account))
+            await gateway.tell(CancelOrder(venue=intent.venue, account=intent.account,
+                                           symbol=intent.symbol, client_id=client_id))
+        except (ActorNotFoundError, ActorNotRunningError):
+            logger.warning("%s: cannot cancel %s: gateway gone", self.name, client_id)
+
+    def live_orders(self, venue: str, account: str, symbol: str) -> list[OwnOrder]:
+        return [o for o in self.orders.values() if o.live and not o.cancel_sent
+                and (o.intent.venue, o.intent.account, o.intent.symbol) == (venue, account, symbol)]
+
+    def position(self, venue: str, account: str, symbol: str) -> Decimal:
+        return self.positions.get((venue, account, symbol), Decimal(0))
+
+    # ---- what the gateway and risk report ------------------------------------------------
+
+    async def on_order_accepted(self, message: OrderAccepted) -> None:
+        self._update(message.order)
+
+    async def on_order_updated(self, message: OrderUpdated) -> None:
+        self._update(message.order)
+
+    async def on_order_rejected(self, message: OrderRejected) -> None:
+        self._end(message.intent.client_id, OrderStatus.REJECTED)
+
+    async def on_order_denied(self, message: OrderDenied) -> None:
+        self._end(message.intent.client_id, OrderStatus.REJECTED)
+        logger.debug("%s: %s denied by risk: %s", self.name, message.intent.client_id,
+                    message.detail)
+
+    async def on_order_filled(self, message: OrderFilled) -> None:
+        fill = message.fill
+        key = (fill.venue, fill.account, fill.symbol)
+        self.positions[key] = self.positions.get(key, Decimal(0)) + fill.qty * fill.side.sign
+        await self.after_fill(message)
+
+    async def after_fill(self, message: OrderFilled) -> None:
+        """Hook: a fill of ours arrived (position already updated)."""
+
+    def _update(self, order: VenueOrder) -> None:
+        own = self.orders.get(order.client_id)
+        if own is None:
+            return
+        own.status, own.filled_qty = order.status, order.filled_qty
+        if order.status.is_terminal:
+            del self.orders[order.client_id]
+
+    def _end(self, client_id: str, status: OrderStatus) -> None:
+        self.orders.pop(client_id, None)
+
+    # ---- parameters ----------------------------------------------------------------------
+
+    async def on_update_params(self, message: UpdateParams) -> ParamsReply:
+        """Validate the whole merged set; apply it all or nothing. Never crashes the actor."""
+        merged = {**msgspec.to_builtins(self.params), **message.params}
+        try:
+            params = msgspec.convert(merged, type(self.params), strict=False)
+            self.validate_params(params)
+        except (msgspec.ValidationError, ParamsError) as exc:
+            return ParamsReply(params=msgspec.to_builtins(self.params),
+                               schema=msgspec.json.schema(type(self.params)),
+                               accepted=False, error=str(exc))
+        if not message.dry_run:
+            self.params = params
+            self.after_params_changed()
+        return self._params_reply(params)
+
+    def validate_params(self, params: P) -> None:
+        """Hook: cross-field rules a schema cannot state; raise ParamsError naming the field."""
+
+    async def on_get_params(self, message: GetParams) -> ParamsReply:
+        return self._params_reply(self.params)
+
+    def after_params_changed(self) -> None:
+        """Hook: new parameters are in place; applied at the next decision."""
+
+    def _params_reply(self, params: msgspec.Struct) -> ParamsReply:
+        return ParamsReply(params=msgspec.to_builtins(params),
+                           schema=msgspec.json.schema(type(params)))
+
+
+def _client_id_prefix(name: str) -> str:
+    tag = "".join(c for c in name if c in _ID_SAFE)[:10] or "s"
+    # Milliseconds since the epoch, base 36: a restarted instance never reuses an id.
+    return f"{tag}-{_base36(time.time_ns() // 1_000_000)}-"
+
+
+def _base36(number: int) -> str:
+    digits = []
+    while True:
+        number, rest = divmod(number, 36)
+        digits.append(_ID_ALPHABET[rest])
+        if number == 0:
+            return "".join(reversed(digits))
+

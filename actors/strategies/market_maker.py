@@ -1,0 +1,185 @@
+"""Market maker: layered post-only quotes around a reference mid, skewed against inventory.
+
+The reference is the quoted venue's own mid, or in follow mode another venue's mid, clamped
+to within `max_divergence_bps` of our own so one bad tick elsewhere cannot drag our quotes.
+Quotes are `max_orders` layers a side, `spread_bps` from the reference and `layer_step_bps`
+apart, shifted against inventory by `inventory_skew`. Past `target_position ±
+position_threshold` the side that would add is withdrawn and the other side carries the
+excess, reduce-only; past `max_position` it reduces to the maximum. Requotes happen every
+`interval_s`, or sooner when the reference moves `requote_bps`; orders that already stand at
+a wanted price are kept (each cancel and new order costs rate limit and queue position).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import ClassVar, Final
+
+import msgspec
+import trio
+
+from exchanges import BookTop, Instrument, Side, TimeInForce
+
+from ..feed import MarketTopics
+from ..messages import OrderFilled
+from ._base import ParamsError, Strategy
+
+logger = logging.getLogger(__name__)
+
+BPS: Final = Decimal(10_000)
+
+
+class MarketMakerParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    venue: str
+    account: str
+    symbol: str
+    quantity: Decimal
+    """Per order, in the base asset."""
+    max_position: Decimal
+    """Absolute cap, in the base asset."""
+    spread_bps: Decimal = Decimal(8)
+    layer_step_bps: Decimal = Decimal(4)
+    max_orders: int = 2
+    """Layers per side."""
+    target_position: Decimal = Decimal(0)
+    position_threshold: Decimal = Decimal(0)
+    inventory_skew: Decimal = Decimal("0.5")
+    """0..1: at full inventory (|position - target| = max_position) quotes shift by this many
+    spreads against it."""
+    interval_s: float = 5.0
+    requote_bps: Decimal = Decimal(3)
+    follow_venue: str | None = None
+    max_divergence_bps: Decimal = Decimal(50)
+    order_expire_s: float | None = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    side: Side
+    price: Decimal
+    qty: Decimal
+    reduce_only: bool = False
+
+
+def quotes(
+    reference: Decimal, position: Decimal, params: MarketMakerParams, instrument: Instrument
+) -> list[Quote]:
+    """The quotes we want. Pure: no trio, no state."""
+    inventory = position - params.target_position
+    ratio = max(Decimal(-1), min(Decimal(1), inventory / params.max_position))
+    shift_bps = -ratio * params.inventory_skew * params.spread_bps
+    excess = abs(inventory) - params.position_threshold
+    over_max = abs(position) - params.max_position
+    reducing_side = Side.SELL if inventory > 0 else Side.BUY
+    wanted: list[Quote] = []
+    for side in (Side.BUY, Side.SELL):
+        if excess > 0 and side is not reducing_side:
+            continue  # past target + threshold: do not add
+        for layer in range(params.max_orders):
+            distance_bps = params.spread_bps + layer * params.layer_step_bps
+            offset = (shift_bps - distance_bps) if side is Side.BUY else (shift_bps + distance_bps)
+            price = instrument.round_price(reference * (1 + offset / BPS), side)
+            qty, reduce_only = params.quantity, False
+            if excess > 0 and layer == 0:
+                qty, reduce_only = max(excess, over_max), True
+            qty = instrument.round_qty(qty)
+            if qty >= instrument.min_qty and price > 0 and qty * price >= instrument.min_notional:
+                wanted.append(Quote(side, price, qty, reduce_only))
+    return wanted
+
+
+class MarketMaker(Strategy[MarketMakerParams]):
+    params_type: ClassVar[type[msgspec.Struct]] = MarketMakerParams
+
+    def __init__(
+        self, params: MarketMakerParams, topics: MarketTopics, instrument: Instrument
+    ) -> None:
+        super().__init__(params, topics)
+        self.instrument = instrument
+        self.own_mid: Decimal | None = None
+        self.follow_mid: Decimal | None = None
+        self.last_quote_s = float("-inf")
+        self.last_reference: Decimal | None = None
+
+    def accounts(self) -> list[tuple[str, str]]:
+        return [(self.params.venue, self.params.account)]
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        self.topics.books.subscribe(self.ref)
+
+    def validate_params(self, params: MarketMakerParams) -> None:
+        if params.quantity <= 0:
+            raise ParamsError("quantity must be > 0 (at `$.quantity`)")
+        if params.max_position <= 0:
+            raise ParamsError("max_position must be > 0 (at `$.max_position`)")
+        if not 0 <= params.inventory_skew <= 1:
+            raise ParamsError("inventory_skew must be within 0..1 (at `$.inventory_skew`)")
+        if params.max_orders < 1:
+            raise ParamsError("max_orders must be >= 1 (at `$.max_orders`)")
+        if (params.venue, params.account, params.symbol) != (
+            self.params.venue, self.params.account, self.params.symbol
+        ):
+            raise ParamsError("venue, account and symbol cannot change live (at `$.venue`)")
+
+    def after_params_changed(self) -> None:
+        self.last_quote_s = float("-inf")  # the next book requotes with the new parameters
+
+    # ---- the hot path --------------------------------------------------------------------
+
+    async def on_book_top(self, message: BookTop) -> None:
+        params = self.params
+        if message.symbol != params.symbol:
+            return
+        if message.venue == params.venue:
+            self.own_mid = message.mid
+        elif message.venue == params.follow_venue:
+            self.follow_mid = message.mid
+        else:
+            return
+        reference = self._reference()
+        if reference is None or not self._should_requote(reference):
+            return
+        await self._requote(reference)
+
+    async def after_fill(self, message: OrderFilled) -> None:
+        self.last_quote_s = float("-inf")  # inventory moved: quotes should move with it
+
+    def _reference(self) -> Decimal | None:
+        own = self.own_mid
+        if self.params.follow_venue is None or self.follow_mid is None:
+            return own if self.params.follow_venue is None else None
+        if own is None:
+            return None
+        band = own * self.params.max_divergence_bps / BPS
+        return max(own - band, min(own + band, self.follow_mid))
+
+    def _should_requote(self, reference: Decimal) -> bool:
+        if trio.current_time() - self.last_quote_s >= self.params.interval_s:
+            return True
+        last = self.last_reference
+        return last is not None and abs(reference - last) / last * BPS >= self.params.requote_bps
+
+    async def _requote(self, reference: Decimal) -> None:
+        params = self.params
+        self.last_quote_s = trio.current_time()
+        self.last_reference = reference
+        position = self.position(params.venue, params.account, params.symbol)
+        wanted = quotes(reference, position, params, self.instrument)
+        standing = self.live_orders(params.venue, params.account, params.symbol)
+        for own in standing:
+            intent = own.intent
+            match = Quote(intent.side, intent.price or Decimal(0),
+                          intent.qty - own.filled_qty, intent.reduce_only)
+            if match in wanted:
+                wanted.remove(match)  # keep it: same side, price, size
+            else:
+                await self.cancel(intent.client_id)
+        for quote in wanted:
+            await self.submit(
+                params.venue, params.account, params.symbol, quote.side, quote.qty,
+                quote.price, tif=TimeInForce.POST_ONLY, reduce_only=quote.reduce_only,
+                expire_after_s=params.order_expire_s,
+            )

@@ -1,0 +1,171 @@
+"""The daemon's configuration: one TOML file, validated whole before anything starts.
+
+A bad file stops start-up with the file, the key and the reason (`paper.toml: venues[1].kind:
+Expected 'paper', got 'papr'`). Credentials never appear in the file, only the names of the
+environment variables that hold them. Parameter schemas are msgspec Structs, so the same types
+give JSON schemas for the control plane.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+from actors.risk import RiskConfig
+from actors.strategies import MarketMakerParams
+
+STRATEGY_PARAMS: dict[str, type[msgspec.Struct]] = {"market_maker": MarketMakerParams}
+
+
+class ConfigError(ValueError):
+    """The file, the key and the reason; raised before anything starts."""
+
+    def __init__(self, path: Path | str, key: str, reason: str) -> None:
+        super().__init__(f"{path}: {key}: {reason}" if key else f"{path}: {reason}")
+        self.path = str(path)
+        self.key = key
+        self.reason = reason
+
+
+class ControlConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    bind: str = "127.0.0.1:50051"
+
+
+class PaperSymbolConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    symbol: str
+    base: str
+    quote: str = "USDT"
+    start_price: Decimal
+    tick_size: Decimal
+    step_size: Decimal
+    min_qty: Decimal
+    min_notional: Decimal = Decimal(5)
+    volatility_per_sqrt_s: float = 0.00015
+    spread_ticks: int = 2
+    level_qty: Decimal = Decimal(1)
+    trade_rate_per_s: float = 4.0
+
+
+class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The synthetic market every paper venue quotes (each through its own basis)."""
+
+    seed: int = 7
+    step_s: float = 0.1
+    symbols: list[PaperSymbolConfig]
+    basis_sigma_bps_per_sqrt_s: float = 0.6
+    basis_reversion_per_s: float = 0.02
+
+
+class VenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    name: str
+    kind: Literal["paper"]
+    accounts: dict[str, Decimal]
+    """Account name → starting balance in the quote asset (paper venues)."""
+    quote_asset: str = "USDT"
+    maker_fee_rate: Decimal = Decimal("0.0001")
+    taker_fee_rate: Decimal = Decimal("0.00035")
+    funding_interval_s: float = 3600.0
+    max_leverage: Decimal = Decimal(10)
+    order_latency_s: float = 0.0
+    orders_per_s: float = 20.0
+    """The venue's order rate limit, per account: the gateway paces itself to it."""
+    order_burst: int = 40
+
+
+class StrategyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    name: str
+    kind: str
+    params: dict[str, object] = msgspec.field(default_factory=dict)
+
+
+class DaemonConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    name: str = "steward"
+    control: ControlConfig = msgspec.field(default_factory=ControlConfig)
+    journal_path: str = "journal.sqlite"
+    """Relative paths are under STEWARD_HOME."""
+    cancel_on_stop: bool = True
+    """Cancel every order of every account when the daemon stops."""
+    paper: PaperConfig | None = None
+    venues: list[VenueConfig]
+    risk: RiskConfig = msgspec.field(default_factory=RiskConfig)
+    strategies: list[StrategyConfig] = msgspec.field(default_factory=list)
+
+    def venue(self, name: str) -> VenueConfig:
+        return next(v for v in self.venues if v.name == name)
+
+
+def load_config(path: Path) -> DaemonConfig:
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(path, "", "no such file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, "", f"not valid TOML: {exc}") from None
+    try:
+        config = msgspec.convert(raw, DaemonConfig, strict=False)
+    except msgspec.ValidationError as exc:
+        key, reason = _split_validation_error(str(exc))
+        raise ConfigError(path, key, reason) from None
+    _check_references(path, config)
+    return config
+
+
+def strategy_params(path: Path | str, index: int, strategy: StrategyConfig) -> msgspec.Struct:
+    params_type = STRATEGY_PARAMS.get(strategy.kind)
+    key = f"strategies[{index}]"
+    if params_type is None:
+        raise ConfigError(path, f"{key}.kind", f"unknown strategy kind {strategy.kind!r}; "
+                          f"known: {', '.join(sorted(STRATEGY_PARAMS))}")
+    try:
+        return msgspec.convert(strategy.params, params_type, strict=False)
+    except msgspec.ValidationError as exc:
+        inner, reason = _split_validation_error(str(exc))
+        raise ConfigError(path, f"{key}.params.{inner}".rstrip("."), reason) from None
+
+
+def _check_references(path: Path, config: DaemonConfig) -> None:
+    _unique(path, "venues", [v.name for v in config.venues])
+    _unique(path, "strategies", [s.name for s in config.strategies])
+    if any(v.kind == "paper" for v in config.venues) and config.paper is None:
+        raise ConfigError(path, "paper", "paper venues need a [paper] section with symbols")
+    paper_symbols = {s.symbol for s in config.paper.symbols} if config.paper else set()
+    venues = {v.name: v for v in config.venues}
+    for index, strategy in enumerate(config.strategies):
+        params = strategy_params(path, index, strategy)
+        venue_name = getattr(params, "venue", None)
+        key = f"strategies[{index}].params"
+        venue = venues.get(venue_name) if isinstance(venue_name, str) else None
+        if venue is None:
+            raise ConfigError(path, f"{key}.venue", f"no venue named {venue_name!r}")
+        account = getattr(params, "account", None)
+        if account not in venue.accounts:
+            raise ConfigError(path, f"{key}.account",
+                              f"venue {venue.name} has no account {account!r}")
+        symbol = getattr(params, "symbol", None)
+        if venue.kind == "paper" and symbol not in paper_symbols:
+            raise ConfigError(path, f"{key}.symbol", f"no paper symbol {symbol!r}")
+        follow = getattr(params, "follow_venue", None)
+        if follow is not None and follow not in venues:
+            raise ConfigError(path, f"{key}.follow_venue", f"no venue named {follow!r}")
+
+
+def _unique(path: Path, key: str, names: list[str]) -> None:
+    seen: set[str] = set()
+    for index, name in enumerate(names):
+        if name in seen:
+            raise ConfigError(path, f"{key}[{index}].name", f"duplicate name {name!r}")
+        seen.add(name)
+
+
+def _split_validation_error(message: str) -> tuple[str, str]:
+    """msgspec says `Expected int, got str - at $.paper.seed`; we say `paper.seed`."""
+    match = re.match(r"^(?P<reason>.*?)(?: - at `(?P<key>[^`]*)`)?$", message, re.DOTALL)
+    assert match is not None
+    key = (match.group("key") or "").removeprefix("$").removeprefix(".")
+    return key, match.group("reason")
+

@@ -22,6 +22,7 @@ import trio
 
 from actors.feed import Feed, MarketTopics
 from actors.gateway import Gateway
+from actors.journal import DEFAULT_JOURNAL_CONFIG, JournalConfig
 from actors.journal._service import JournalActor, JournalService
 from actors.messages import JOURNAL, POSITIONS, RISK, gateway_name
 from actors.positions import Positions
@@ -142,7 +143,9 @@ def _market_maker_factory(params: MarketMakerParams, topics: MarketTopics,
     return lambda: MarketMaker(params, topics, instrument)
 
 
-def assemble(config: DaemonConfig, home: Path) -> Assembly:
+def assemble(
+    config: DaemonConfig, home: Path, journal_config: JournalConfig = DEFAULT_JOURNAL_CONFIG
+) -> Assembly:
     venues: dict[str, PaperVenue] = {}
     instruments: dict[tuple[str, str], Instrument] = {}
     world = None
@@ -183,7 +186,7 @@ def assemble(config: DaemonConfig, home: Path) -> Assembly:
     if not journal_path.is_absolute():
         journal_path = home / journal_path
     return Assembly(config=config, home=home, venues=venues, world=world,
-                    journal=JournalService(journal_path), topics=MarketTopics(),
+                    journal=JournalService(journal_path, journal_config), topics=MarketTopics(),
                     instruments=instruments)
 
 

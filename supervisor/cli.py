@@ -10,22 +10,33 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
+import math
+import sqlite3
 import sys
+import time
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Final
 
+import msgspec
 import trio
+from rich.console import Console
+
+from actors.journal import JournalSchemaError
 
 from ._config import ConfigError, load_config
 from ._daemon import run_daemon
 from ._home import HOME_ENV, HomeInUseError, steward_home
+from ._stats import read_stats, render_stats
 from ._view import live_view, log_view
 
 LOG_FORMAT: Final = "%(asctime)s %(levelname)-8s %(name)s: %(message)s"
 EXIT_USAGE: Final = 2
 DEFAULT_CONFIG: Final = Path(__file__).resolve().parent.parent / "examples" / "paper.toml"
+EXIT_UNREADABLE: Final = 1
+DEFAULT_JOURNAL: Final = "journal.sqlite"  # the config's default journal_path, under the home
+NS_PER_HOUR: Final = 3_600_000_000_000
 
 
 def package_version() -> str:
@@ -57,13 +68,42 @@ def build_parser() -> argparse.ArgumentParser:
                      choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     run.add_argument("--plain", action="store_true",
                      help="log lines instead of the live view (the default when not a terminal)")
+
+    stats = verbs.add_parser(
+        "stats",
+        help="trading statistics from the journal",
+        description="Per venue and account, and per strategy: maker and taker orders and "
+        "volume, fees, funding, realized and net PnL, and net PnL in basis points of volume. "
+        "Reads the journal read-only, so it is safe while the daemon runs. Realized PnL "
+        "replays positions from the journal's first fill, whatever the window. Exits 2 if "
+        "there is no journal.",
+    )
+    stats.add_argument("--hours", type=_positive_hours, default=None, metavar="H",
+                       help="only the last H hours, by venue time (default: all time)")
+    stats.add_argument("--venue", default=None, metavar="V", help="only this venue")
+    stats.add_argument("--journal", type=Path, default=None, metavar="PATH",
+                       help=f"the journal file (default: ${HOME_ENV}/{DEFAULT_JOURNAL})")
+    stats.add_argument("--json", action="store_true",
+                       help="one JSON object, decimals as strings, instead of tables")
     return parser
+
+
+def _positive_hours(text: str) -> float:
+    try:
+        hours = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of hours: {text!r}") from None
+    if not (math.isfinite(hours) and hours > 0):
+        raise argparse.ArgumentTypeError(f"hours must be positive, got {text!r}")
+    return hours
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.verb == "run":
         return _run(args)
+    if args.verb == "stats":
+        return _stats(args)
     raise AssertionError(f"unhandled verb {args.verb}")  # argparse rejects unknown verbs
 
 
@@ -90,6 +130,28 @@ def _run(args: argparse.Namespace) -> int:
     except HomeInUseError as exc:
         print(f"steward: {exc}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _stats(args: argparse.Namespace) -> int:
+    path: Path = args.journal if args.journal is not None else steward_home() / DEFAULT_JOURNAL
+    since_ns = None if args.hours is None else time.time_ns() - round(args.hours * NS_PER_HOUR)
+    try:
+        report = read_stats(path, since_ns=since_ns, venue=args.venue)
+    except FileNotFoundError:
+        print(f"steward: no journal at {path} (set {HOME_ENV} or pass --journal)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    except JournalSchemaError as exc:
+        print(f"steward: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except sqlite3.Error as exc:
+        print(f"steward: cannot read the journal at {path}: {exc}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    if args.json:
+        sys.stdout.write(msgspec.json.encode(report).decode() + "\n")
+    else:
+        Console().print(render_stats(report))
+    return 0
 
 
 if __name__ == "__main__":

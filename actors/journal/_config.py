@@ -14,6 +14,9 @@ class JournalConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     the tens of milliseconds. A single `record_many` is never split, so it may exceed this."""
     busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS
     """How long SQLite waits for another connection's lock before the batch fails."""
+    offload_to_thread: bool = True
+    """SQLite runs in worker threads, off the trio thread. False runs it inline: only for
+    tests on trio's MockClock, where a worker thread lets autojump race the clock ahead."""
     close_flush_s: float = 10.0
     """On close, how long queued records may take to commit before they are failed with
     JournalClosedError. A batch already in a worker thread always runs to its end."""

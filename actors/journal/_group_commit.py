@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import trio
 
+from ._blocking import run_blocking
 from ._codec import Encoded
 from ._exceptions import JournalClosedError, JournalWriteError
 from ._store import BatchResult
@@ -77,9 +78,14 @@ class GroupCommitter:
     """The queue and its writer task. `run` must be running for `submit` to complete."""
 
     def __init__(
-        self, write: Callable[[Sequence[Encoded]], BatchResult], max_batch_records: int
+        self,
+        write: Callable[[Sequence[Encoded]], BatchResult],
+        max_batch_records: int,
+        *,
+        offload: bool = True,
     ) -> None:
         self._write = write
+        self._offload = offload
         self._max_batch_records = max_batch_records
         self._queue: deque[_Ticket] = deque()
         self._wake = trio.Event()
@@ -165,7 +171,7 @@ class GroupCommitter:
         self._in_flight = size
         try:
             # Not abandoned on cancel: the transaction finishes and its outcome is delivered.
-            result = await trio.to_thread.run_sync(self._write, encoded)
+            result = await run_blocking(self._offload, self._write, encoded)
         except Exception as exc:
             self._batches_failed += 1
             logger.error(

@@ -21,6 +21,7 @@ from typing import Final, TypeVar
 
 import trio
 
+from ._blocking import run_blocking
 from ._codec import encode
 from ._config import JournalConfig
 from ._exceptions import JournalClosedError
@@ -53,7 +54,10 @@ class Journal:
 
     def __init__(self, store: JournalStore, config: JournalConfig) -> None:
         self._store = store
-        self._committer = GroupCommitter(store.write_encoded, config.max_batch_records)
+        self._offload = config.offload_to_thread
+        self._committer = GroupCommitter(
+            store.write_encoded, config.max_batch_records, offload=config.offload_to_thread
+        )
         self._read_lock = trio.Lock()
         self._readable = True
 
@@ -100,7 +104,7 @@ class Journal:
         async with self._read_lock:
             if not self._readable:
                 raise JournalClosedError("the journal is closed")
-            return await trio.to_thread.run_sync(self._store.read, fn)
+            return await run_blocking(self._offload, self._store.read, fn)
 
     async def fills(
         self,
@@ -147,7 +151,7 @@ class Journal:
         with trio.CancelScope(shield=True):  # never leave a connection open in a thread
             async with self._read_lock:  # wait for a query in flight
                 self._readable = False
-                await trio.to_thread.run_sync(self._store.close)
+                await run_blocking(self._offload, self._store.close)
 
 
 @asynccontextmanager
@@ -162,7 +166,7 @@ async def open_journal(
     and whatever the writer task raised should it fail for a reason other than SQLite.
     """
     open_store = functools.partial(JournalStore, path, busy_timeout_ms=config.busy_timeout_ms)
-    store = await trio.to_thread.run_sync(open_store)
+    store = await run_blocking(config.offload_to_thread, open_store)
     journal = Journal(store, config)
     try:
         async with trio.open_nursery() as nursery:

@@ -14,13 +14,15 @@ import trio
 
 from actors import Actor
 
+from ._config import JournalConfig
 from ._exceptions import JournalClosedError
-from ._journal import Journal, open_journal
+from ._journal import DEFAULT_JOURNAL_CONFIG, Journal, open_journal
 
 
 class JournalService:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, config: JournalConfig = DEFAULT_JOURNAL_CONFIG) -> None:
         self.path = path
+        self.config = config
         self._journal: Journal | None = None
 
     @property
@@ -43,7 +45,7 @@ class JournalActor(Actor):
 
     async def _hold_open(self, opened: trio.Event) -> None:
         try:
-            async with open_journal(self.service.path) as journal:
+            async with open_journal(self.service.path, self.service.config) as journal:
                 self.service._journal = journal
                 opened.set()
                 await trio.sleep_forever()

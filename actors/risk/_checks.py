@@ -17,6 +17,7 @@ from ._config import AccountLimits, RiskConfig
 
 ZERO = Decimal(0)
 BPS = Decimal(10_000)
+_TOKEN_EPSILON = 1e-9
 
 AccountKey = tuple[str, str]  # venue, account
 
@@ -44,9 +45,9 @@ class TokenBucket:
 
     def take(self, now_s: float) -> bool:
         self._refill(now_s)
-        if self.tokens < 1:
+        if self.tokens < 1 - _TOKEN_EPSILON:  # float clocks: 100.05 - 100.0 is not 0.05
             return False
-        self.tokens -= 1
+        self.tokens = max(0.0, self.tokens - 1)
         return True
 
     def seconds_until_token(self, now_s: float) -> float:
@@ -87,8 +88,12 @@ def check_order(
     position = view.position(intent.venue, intent.account, intent.symbol)
     reduces = _reduces(intent, position)
     denial = check_trading_state(intent, view.state, reduces)
-    if denial is not None or (intent.flatten and intent.reduce_only):
-        return denial  # the kill switch's own flatten orders skip the rest, by design
+    if denial is not None:
+        return denial
+    if intent.flatten and intent.reduce_only:
+        # The kill switch's own close skips the rest by design, but only if it truly reduces.
+        return None if reduces else Denial(DenyReason.REDUCE_ONLY_STATE,
+                                          "flatten order would not reduce a position")
     if intent.reduce_only and not reduces:
         return Denial(DenyReason.REDUCE_ONLY_STATE, "reduce-only order would not reduce")
     reference = view.references.get((intent.venue, intent.symbol))
@@ -103,7 +108,8 @@ def check_order(
     assert reference is not None  # check_reference passed
     mid = reference[0]
     denial = (
-        (None if reduces else check_position(intent, position, mid, limits))
+        (None if reduces else check_position(intent, position, mid, limits,
+                                             _resting_qty(intent, view)))
         or (None if reduces else check_group_exposure(intent, view, config))
         or check_open_orders(intent, view, limits)
     )
@@ -113,7 +119,7 @@ def check_order(
 
 
 def check_trading_state(intent: OrderIntent, state: TradingState, reduces: bool) -> Denial | None:
-    if state is TradingState.HALTED and not (intent.flatten and intent.reduce_only):
+    if state is TradingState.HALTED and not (intent.flatten and intent.reduce_only and reduces):
         return Denial(DenyReason.TRADING_HALTED, "trading is halted")
     if state is TradingState.REDUCE_ONLY and not (intent.reduce_only and reduces):
         return Denial(DenyReason.REDUCE_ONLY_STATE, "trading is reduce-only")
@@ -125,6 +131,8 @@ def check_reference(
 ) -> Denial | None:
     if reference is None:
         return Denial(DenyReason.NO_REFERENCE, "no reference price yet")
+    if reference[0] <= 0:
+        return Denial(DenyReason.NO_REFERENCE, f"reference price {reference[0]} is not positive")
     age_s = now_s - reference[1]
     if age_s > limits.max_reference_age_s:
         return Denial(DenyReason.STALE_REFERENCE, f"reference price is {age_s:.1f} s old")
@@ -150,7 +158,9 @@ def check_order_size(
     if limits.max_order_qty is not None and intent.qty > limits.max_order_qty:
         return Denial(DenyReason.MAX_ORDER_QTY,
                       f"qty {intent.qty} over {limits.max_order_qty}")
-    price = intent.price if intent.price is not None else (reference or (ZERO, 0.0))[0]
+    # A market order fills at the book, whatever price it carries: value it at the mid.
+    is_limit = intent.order_type is OrderType.LIMIT and intent.price is not None
+    price = intent.price if is_limit and intent.price is not None else (reference or (ZERO, 0.0))[0]
     notional = intent.qty * price
     if notional > limits.max_order_notional:
         return Denial(DenyReason.MAX_ORDER_NOTIONAL,
@@ -185,9 +195,11 @@ def _would_cross(intent: OrderIntent, resting_price: Decimal) -> bool:
 
 
 def check_position(
-    intent: OrderIntent, position: Decimal, mid: Decimal, limits: AccountLimits
+    intent: OrderIntent, position: Decimal, mid: Decimal, limits: AccountLimits,
+    resting_same_side: Decimal = ZERO,
 ) -> Denial | None:
-    projected = position + intent.qty * intent.side.sign
+    """Counts resting orders on the same side too: they may all fill."""
+    projected = position + (intent.qty + resting_same_side) * intent.side.sign
     notional = abs(projected) * mid
     if notional > limits.max_position_notional:
         return Denial(DenyReason.MAX_POSITION, f"position would be {projected} "
@@ -242,8 +254,18 @@ def check_daily_loss(daily_pnl: Decimal, config: RiskConfig) -> Denial | None:
     return None
 
 
+def _resting_qty(intent: OrderIntent, view: RiskView) -> Decimal:
+    """Resting (and in-flight) qty of this account on the intent's symbol and side."""
+    return sum(
+        (order.remaining for order in view.resting.get((intent.venue, intent.account), {}).values()
+         if order.symbol == intent.symbol and order.side is intent.side),
+        ZERO,
+    )
+
+
 def _reduces(intent: OrderIntent, position: Decimal) -> bool:
-    """Strictly reduces an open position without flipping it."""
-    if position == 0 or (position > 0) == (intent.side is Side.BUY):
+    """Trades against an open position without flipping it. A reduce-only order larger than
+    the position still reduces: the venue caps it at the position."""
+    if intent.qty <= 0 or position == 0 or (position > 0) == (intent.side is Side.BUY):
         return False
-    return intent.qty <= abs(position)
+    return intent.reduce_only or intent.qty <= abs(position)

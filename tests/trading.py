@@ -1,0 +1,58 @@
+"""Running the configured daemon in-process, on the test's clock.
+
+The same assembly `steward run` uses (paper venues beside the tree, journal, topics), minus
+signals and the terminal view, so tests can drive virtual hours and inspect every part.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trio
+
+from actors.journal import JournalConfig, JournalStore
+from supervisor import SupervisionEvent, Supervisor
+from supervisor._assembly import Assembly, assemble, running_venues
+from supervisor._config import DaemonConfig, load_config
+from supervisor._daemon import halt_trading_hook
+from supervisor._status import DaemonStatus, collect_status
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def paper_config() -> DaemonConfig:
+    return load_config(EXAMPLES / "paper.toml")
+
+
+@dataclass
+class RunningDaemon:
+    root: Supervisor
+    assembly: Assembly
+    events: list[SupervisionEvent] = field(default_factory=list)
+
+    async def status(self) -> DaemonStatus:
+        return await collect_status(self.root, self.assembly)
+
+
+@asynccontextmanager
+async def running_daemon(
+    home: Path, config: DaemonConfig | None = None
+) -> AsyncIterator[RunningDaemon]:
+    # Inline SQLite: under MockClock a worker thread lets autojump race the clock ahead.
+    assembly = assemble(config or paper_config(), home, JournalConfig(offload_to_thread=False))
+    events: list[SupervisionEvent] = []
+    root = Supervisor(assembly.tree(), on_event=events.append,
+                      on_give_up=halt_trading_hook(assembly, lambda: root))
+    async with running_venues(assembly):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(root.run)
+            yield RunningDaemon(root, assembly, events)
+            root.request_stop()
+
+
+def journal_store(home: Path, config: DaemonConfig | None = None) -> JournalStore:
+    config = config or paper_config()
+    return JournalStore(home / config.journal_path)

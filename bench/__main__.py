@@ -1,4 +1,4 @@
-"""`python -m bench [all|hop|restart]`: run benchmark groups, print one JSON object."""
+"""`python -m bench [all|GROUP]`: run benchmark groups, print one JSON object."""
 
 from __future__ import annotations
 
@@ -13,12 +13,16 @@ import trio
 
 from .hop import run_hop
 from .journal import run_journal
+from .paper_match import run_paper_match
 from .restart import run_restart
+from .tick_to_order import run_tick_to_order
 
 GROUPS: Final[dict[str, Callable[[], Awaitable[dict[str, Any]]]]] = {
     "hop": run_hop,
     "journal": run_journal,
+    "paper_match": run_paper_match,
     "restart": run_restart,
+    "tick_to_order": run_tick_to_order,
 }
 
 

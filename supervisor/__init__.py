@@ -25,6 +25,7 @@ from ._spec import Intensity as Intensity
 from ._spec import Restart as Restart
 from ._spec import Strategy as Strategy
 from ._spec import SupervisorSpec as SupervisorSpec
+from ._supervisor import ChildKilledError as ChildKilledError
 from ._supervisor import GiveUpHook as GiveUpHook
 from ._supervisor import StartTimeoutError as StartTimeoutError
 from ._supervisor import Supervisor as Supervisor
@@ -36,6 +37,7 @@ __all__ = [
     "Backoff",
     "ChildAbandoned",
     "ChildExited",
+    "ChildKilledError",
     "ChildNotFoundError",
     "ChildRestartScheduled",
     "ChildSpec",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
@@ -28,7 +28,7 @@ from actors.messages import JOURNAL, POSITIONS, RISK, gateway_name
 from actors.positions import Positions
 from actors.risk import Risk
 from actors.strategies import MarketMaker, MarketMakerParams
-from exchanges import Instrument
+from exchanges import AccountClient, Instrument
 from exchanges.paper import (
     BasisSpec,
     FeeSchedule,
@@ -79,6 +79,16 @@ class Assembly:
     journal: JournalService
     topics: MarketTopics
     instruments: dict[tuple[str, str], Instrument]
+    account_clients: dict[tuple[str, str], AccountClient] = field(default_factory=dict)
+    """(venue, account) → the client its gateway uses; built by `account_client`."""
+
+    def account_client(self, venue: str, account: str) -> AccountClient:
+        """One client per account, made once: tests wrap it to inject faults."""
+        key = (venue, account)
+        client = self.account_clients.get(key)
+        if client is None:
+            client = self.account_clients[key] = self.venues[venue].account(account)
+        return client
 
     def tree(self) -> SupervisorSpec:
         return daemon_tree(core=self._core(), feeds=self._feeds(),
@@ -124,7 +134,7 @@ def _gateway_factory(assembly: Assembly, venue: PaperVenue, account: str,
     venue_config = assembly.config.venue(venue.name)
 
     def make() -> Gateway:
-        return Gateway(venue.account(account), assembly.journal, symbols,
+        return Gateway(assembly.account_client(venue.name, account), assembly.journal, symbols,
                        orders_per_s=venue_config.orders_per_s,
                        order_burst=venue_config.order_burst,
                        cancel_on_stop=assembly.config.cancel_on_stop)

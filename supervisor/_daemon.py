@@ -97,7 +97,8 @@ def halt_trading_hook(assembly: Assembly, root: Callable[[], Supervisor]) -> Giv
             for venue_config in assembly.config.venues:
                 venue = assembly.venues[venue_config.name]
                 for account in venue_config.accounts:
-                    nursery.start_soon(_cancel_everything, venue.account(account))
+                    nursery.start_soon(_cancel_everything,
+                                       assembly.account_client(venue.name, account))
 
     return halt
 

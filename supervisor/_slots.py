@@ -28,6 +28,7 @@ class Run:
     instance: Actor | Supervisor | None = None
     ready: bool = False
     stop_requested: bool = False
+    killed: bool = False
     error: Exception | None = None
 
 

@@ -78,7 +78,8 @@ async def collect_status(root: Supervisor, assembly: Assembly) -> DaemonStatus:
         for account in venue_config.accounts:
             name = gateway_name(venue.name, account)
             open_orders.extend(await _ask_list(root, name, GetOrders(), VenueOrder))
-            checks.extend(await _position_checks(venue.account(account), positions))
+            checks.extend(await _position_checks(assembly.account_client(venue.name, account),
+                                                 positions))
     snapshot = root.snapshot()
     return DaemonStatus(
         name=assembly.config.name, ts_ns=time.time_ns(), uptime_s=snapshot[0].uptime_s,

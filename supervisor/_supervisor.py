@@ -73,6 +73,10 @@ class StartTimeoutError(SupervisionError):
     """A child's on_start did not finish within its start_timeout_s."""
 
 
+class ChildKilledError(SupervisionError):
+    """The child was killed on request (chaos tests, an operator): a crash like any other."""
+
+
 @dataclass(frozen=True, eq=False)
 class _Exited:
     slot: Slot
@@ -198,6 +202,11 @@ class Supervisor:
     async def terminate_child(self, name: str) -> None:
         """Stop a child and remove it for good; its names are free again afterwards."""
         await self._command(lambda: self._do_terminate_child(name))
+
+    async def kill_child(self, name: str) -> None:
+        """Cancel a child's instance at once, without asking: the closest a task gets to
+        SIGKILL. It counts as a crash (restart, intensity, backoff). Its on_stop is skipped."""
+        await self._command(lambda: self._do_kill_child(name))
 
     async def restart_child(self, name: str) -> None:
         """Stop a child and start a fresh instance (not a crash: no intensity, no backoff)."""
@@ -472,7 +481,9 @@ class Supervisor:
                         shutdown_s=spec.shutdown_s,
                     )
                     await run_actor(instance, context, slot.ref._mailbox, task_status=readiness)
-            if run.scope.cancelled_caught and not run.ready and not run.stop_requested:
+            if run.scope.cancelled_caught and run.killed:
+                run.error = ChildKilledError(f"{slot.path} was killed on request")
+            elif run.scope.cancelled_caught and not run.ready and not run.stop_requested:
                 run.error = StartTimeoutError(
                     f"{slot.path} did not start within {spec.start_timeout_s:g} s"
                 )
@@ -574,6 +585,12 @@ class Supervisor:
         slot = self._find_slot(name)
         await self._stop_child(slot, "terminated by request")
         self._remove_slot(slot)
+
+    async def _do_kill_child(self, name: str) -> None:
+        slot = self._find_slot(name)
+        if slot.run is not None:
+            slot.run.killed = True
+            slot.run.scope.cancel()
 
     async def _do_restart_child(self, name: str) -> None:
         slot = self._find_slot(name)

@@ -6,7 +6,7 @@ signals and the terminal view, so tests can drive virtual hours and inspect ever
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +14,8 @@ from pathlib import Path
 import trio
 
 from actors.journal import JournalConfig, JournalStore
+from exchanges import AccountClient
+from exchanges.paper import PaperVenue
 from supervisor import SupervisionEvent, Supervisor
 from supervisor._assembly import Assembly, assemble, running_venues
 from supervisor._config import DaemonConfig, load_config
@@ -39,10 +41,20 @@ class RunningDaemon:
 
 @asynccontextmanager
 async def running_daemon(
-    home: Path, config: DaemonConfig | None = None
+    home: Path,
+    config: DaemonConfig | None = None,
+    *,
+    wrap: Callable[[AccountClient], AccountClient] | None = None,
 ) -> AsyncIterator[RunningDaemon]:
+    """The daemon for the body of the `async with`; `wrap` wraps every account client (to
+    inject faults)."""
     # Inline SQLite: under MockClock a worker thread lets autojump race the clock ahead.
     assembly = assemble(config or paper_config(), home, JournalConfig(offload_to_thread=False))
+    if wrap is not None:
+        for venue_config in assembly.config.venues:
+            for account in venue_config.accounts:
+                client = assembly.venues[venue_config.name].account(account)
+                assembly.account_clients[(venue_config.name, account)] = wrap(client)
     events: list[SupervisionEvent] = []
     root = Supervisor(assembly.tree(), on_event=events.append,
                       on_give_up=halt_trading_hook(assembly, lambda: root))
@@ -51,6 +63,25 @@ async def running_daemon(
             await nursery.start(root.run)
             yield RunningDaemon(root, assembly, events)
             root.request_stop()
+
+
+@asynccontextmanager
+async def venue_between_runs(
+    home: Path, venue_name: str, config: DaemonConfig | None = None
+) -> AsyncIterator[PaperVenue]:
+    """A paper venue opened on its state file while no daemon runs: what happens to an
+    exchange account overnight (someone trades by hand, an order gets cancelled)."""
+    assembly = assemble(config or paper_config(), home, JournalConfig(offload_to_thread=False))
+    venue = assembly.venues[venue_name]
+    assert assembly.world is not None
+    venue.open()
+    for spec in venue.config.symbols:
+        bids, asks = assembly.world.market.book(venue_name, spec.symbol)
+        venue.engine.on_book(spec.symbol, bids, asks, venue.now_ns())
+    try:
+        yield venue
+    finally:
+        venue.close()
 
 
 def journal_store(home: Path, config: DaemonConfig | None = None) -> JournalStore:

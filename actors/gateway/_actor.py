@@ -62,7 +62,7 @@ from ..messages import (
     SubmitOrder,
 )
 from ..risk import TokenBucket
-from ._orders import OrderTracker, TrackedOrder
+from ._orders import OrderTracker
 from ._reconcile import ReconcileReport, order_record, reconcile
 
 logger = logging.getLogger(__name__)
@@ -73,6 +73,7 @@ EXPIRY_TICK_S: Final = 0.25
 STOP_CANCEL_S: Final = 3.0
 DEAD_MAN_COUNTDOWN_MS: Final = 120_000  # the venue cancels 2 min after our last re-arm
 DEAD_MAN_REARM_S: Final = 30.0  # Aster's doc: re-arm every 30 s with 120 s
+RECORD_COALESCE_S: Final = 0.005
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +109,7 @@ class Gateway(Actor):
         self._records_send, self._records_receive = trio.open_memory_channel[JournalRecord](
             math.inf
         )
+        self._unwritten: list[JournalRecord] = []
 
     # ---- lifecycle -----------------------------------------------------------------------
 
@@ -121,6 +123,8 @@ class Gateway(Actor):
         self.spawn(self._keep_dead_man_armed)
 
     async def on_stop(self) -> None:
+        with trio.move_on_after(STOP_CANCEL_S, shield=True):
+            await self._flush_records()  # the background recorder is already cancelled
         if not self.cancel_on_stop:
             return
         with trio.move_on_after(STOP_CANCEL_S, shield=True):
@@ -135,15 +139,13 @@ class Gateway(Actor):
     async def _reconcile(self) -> None:
         report = await reconcile(self.journal.journal, self.client, source=self.name)
         self.last_reconcile = report
-        for record in report.open_orders:
-            if record.client_id not in self.tracker.orders:
-                tracked = TrackedOrder(strategy=record.strategy, symbol=record.symbol,
-                                       intent=None)
-                self.tracker.orders[record.client_id] = tracked
-        for order in report.adopted_orders:
-            tracked_order = self.tracker.get(order.client_id)
-            if tracked_order is not None:
-                tracked_order.order = order
+        strategies = {record.client_id: record.strategy for record in report.open_orders}
+        for order in report.venue_open_orders:
+            tracked = self.tracker.get(order.client_id)
+            if tracked is None:
+                self.tracker.adopt(order, strategies.get(order.client_id, "adopted"))
+            else:
+                self.tracker.apply(order)
         for filled in report.new_fills:
             await self._announce_fill(filled)
         await self._tell(RISK, OpenOrdersReconciled(
@@ -250,6 +252,8 @@ class Gateway(Actor):
 
     async def _on_order_state(self, order: VenueOrder) -> None:
         tracked = self.tracker.get(order.client_id)
+        if tracked is None and order.status.is_terminal:
+            return  # a late report of an order we finished with (and journaled) already
         if tracked is None:
             strategy = await self._strategy_of(order)
             tracked = self.tracker.adopt(order, strategy)
@@ -307,6 +311,8 @@ class Gateway(Actor):
 
     async def _wait_for_rate_token(self) -> None:
         """Pace to the venue's limit: wait for a token rather than be refused by the venue."""
+        if self.bucket.take(trio.current_time()):
+            return  # the usual case: no wait, not even a yield
         for _ in range(3):  # one wait is enough; float clocks get two more chances
             await trio.sleep(self.bucket.seconds_until_token(trio.current_time()))
             if self.bucket.take(trio.current_time()):
@@ -332,14 +338,29 @@ class Gateway(Actor):
             await trio.sleep(RETRY_DELAY_S)
 
     async def _record_in_background(self) -> None:
-        async for record in self._records_receive:
-            batch = [record]
-            while True:
-                try:
-                    batch.append(self._records_receive.receive_nowait())
-                except trio.WouldBlock:
-                    break
-            await self.journal.journal.record_many(batch)
+        while True:
+            self._unwritten.append(await self._records_receive.receive())
+            # Gather a few milliseconds of records into one commit: fewer commits, and less
+            # of the writer thread's time competing with the hot path for the GIL.
+            await trio.sleep(RECORD_COALESCE_S)
+            self._drain_records()
+            await self.journal.journal.record_many(self._unwritten)
+            # Cleared only once written: if this task is cancelled first, on_stop writes them
+            # again (order records are upserts, so a repeat changes nothing).
+            self._unwritten = []
+
+    async def _flush_records(self) -> None:
+        self._drain_records()
+        if self._unwritten:
+            await self.journal.journal.record_many(self._unwritten)
+            self._unwritten = []
+
+    def _drain_records(self) -> None:
+        while True:
+            try:
+                self._unwritten.append(self._records_receive.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel):
+                return
 
     async def _tick_expiries(self) -> None:
         while True:

@@ -37,7 +37,9 @@ class ReconcileReport:
     position_drift: list[tuple[str, Decimal, Decimal]] = field(default_factory=list)
     """(symbol, journal qty, venue qty) where they differ."""
     open_orders: list[OrderRecorded] = field(default_factory=list)
-    """The journal's open orders after reconciling: what the gateway tracks."""
+    """The journal's open orders after reconciling (strategy attribution)."""
+    venue_open_orders: list[VenueOrder] = field(default_factory=list)
+    """What the venue has open: what the gateway tracks from now on."""
 
     @property
     def clean(self) -> bool:
@@ -118,6 +120,7 @@ async def reconcile(journal: Journal, client: AccountClient, source: str) -> Rec
 
     await journal.record_many([*updates, *events])
     report.open_orders = await journal.open_orders(venue, account)
+    report.venue_open_orders = list(venue_open.values())
     return report
 
 

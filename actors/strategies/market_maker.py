@@ -7,7 +7,8 @@ apart, shifted against inventory by `inventory_skew`. Past `target_position ±
 position_threshold` the side that would add is withdrawn and the other side carries the
 excess, reduce-only; past `max_position` it reduces to the maximum. Requotes happen every
 `interval_s`, or sooner when the reference moves `requote_bps`; orders that already stand at
-a wanted price are kept (each cancel and new order costs rate limit and queue position).
+a wanted price are kept (each cancel and new order costs rate limit and queue position), new
+quotes go out before stale ones are cancelled.
 """
 
 from __future__ import annotations
@@ -168,18 +169,23 @@ class MarketMaker(Strategy[MarketMakerParams]):
         self.last_reference = reference
         position = self.position(params.venue, params.account, params.symbol)
         wanted = quotes(reference, position, params, self.instrument)
-        standing = self.live_orders(params.venue, params.account, params.symbol)
-        for own in standing:
+        stale = []
+        for own in self.live_orders(params.venue, params.account, params.symbol):
             intent = own.intent
             match = Quote(intent.side, intent.price or Decimal(0),
                           intent.qty - own.filled_qty, intent.reduce_only)
             if match in wanted:
                 wanted.remove(match)  # keep it: same side, price, size
             else:
-                await self.cancel(intent.client_id)
+                stale.append(intent.client_id)
+        # New quotes first, then the stale ones come down: the market moved, and a cancel
+        # sent first would queue ahead of every new order at the gateway. The brief overlap
+        # is bounded: risk counts resting orders against the position limit.
         for quote in wanted:
             await self.submit(
                 params.venue, params.account, params.symbol, quote.side, quote.qty,
                 quote.price, tif=TimeInForce.POST_ONLY, reduce_only=quote.reduce_only,
                 expire_after_s=params.order_expire_s,
             )
+        for client_id in stale:
+            await self.cancel(client_id)

@@ -164,7 +164,6 @@ class PaperVenue:
     def on_market_step(self, market: SyntheticMarket, dt_s: float) -> None:
         """Apply one step of the synthetic market: book, trades, marks, funding, timers."""
         now = self.now_ns()
-        local = time.perf_counter_ns()
         publish_mark = self._mark_due(dt_s)
         for spec in self.config.symbols:
             bids, asks = market.book(self.name, spec.symbol)
@@ -173,15 +172,19 @@ class PaperVenue:
                 self.engine.on_trade(spec.symbol, trade.price, trade.qty, trade.aggressor, now)
                 self._publish_market(Trade(
                     venue=self.name, symbol=spec.symbol, price=trade.price, qty=trade.qty,
-                    aggressor=trade.aggressor, ts_venue_ns=now, ts_local_ns=local,
+                    aggressor=trade.aggressor, ts_venue_ns=now,
+                    ts_local_ns=time.perf_counter_ns(),
                 ))
             book = self.engine.books[spec.symbol]
+            # ts_local_ns is when a subscriber could first see it: stamped at publication.
             self._publish_market(BookTop(
                 venue=self.name, symbol=spec.symbol, bid=bids[0].price, bid_qty=bids[0].qty,
-                ask=asks[0].price, ask_qty=asks[0].qty, ts_venue_ns=now, ts_local_ns=local,
+                ask=asks[0].price, ask_qty=asks[0].qty, ts_venue_ns=now,
+                ts_local_ns=time.perf_counter_ns(),
             ))
             if publish_mark:
-                self._publish_mark(spec, market, book.mid or bids[0].price, now, local)
+                self._publish_mark(spec, market, book.mid or bids[0].price, now,
+                                   time.perf_counter_ns())
         self._pay_funding_if_due(now)
         self._fire_cancel_timers(now)
 

@@ -599,3 +599,19 @@ async def test_restart_when_old_instance_ignores_cancellation_then_new_one_waits
         await tree.restart_child("w")  # stop asks, waits 1 s, cancels: the shield holds 5 s
         assert trio.current_time() == pytest.approx(5)
     assert peak == [1, 1]  # never two instances alive
+
+
+async def test_kill_child_when_running_then_crash_without_cleanup_and_restart(autojump_clock):
+    journal = Journal()
+    async with open_tree(one_actor_spec(journal)) as tree:
+        await tree.kill_child("rec")
+        assert await tree.registry.lookup("rec").ask(Echo(4)) == 4
+        row = tree.snapshot()[1]
+        assert row.restart_count == 1 and row.last_error is not None
+        assert row.last_error.type == "ChildKilledError"
+    assert journal.kinds("rec")[:2] == ["start", "start"]  # no on_stop for the killed one
+
+
+def one_actor_spec(journal: Journal) -> SupervisorSpec:
+    return SupervisorSpec("root", [ChildSpec("rec", lambda: Recorder(journal))],
+                          backoff=BACKOFF_OFF)

@@ -12,7 +12,7 @@ import re
 import tomllib
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -80,7 +80,8 @@ class VenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 class StrategyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     name: str
     kind: str
-    params: dict[str, object] = msgspec.field(default_factory=dict)
+    params: dict[str, Any] = msgspec.field(default_factory=dict)
+    """Validated by the strategy kind's parameter struct (see `steward schema`)."""
 
 
 class DaemonConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -97,6 +98,15 @@ class DaemonConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 
     def venue(self, name: str) -> VenueConfig:
         return next(v for v in self.venues if v.name == name)
+
+
+def config_schema() -> dict[str, object]:
+    """JSON schema of the config file, strategy parameter schemas included by kind."""
+    schema = msgspec.json.schema(DaemonConfig)
+    schema["strategy_params"] = {
+        kind: msgspec.json.schema(params) for kind, params in sorted(STRATEGY_PARAMS.items())
+    }
+    return schema
 
 
 def load_config(path: Path) -> DaemonConfig:

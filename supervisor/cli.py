@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import logging
 import math
 import sqlite3
@@ -25,7 +26,7 @@ from rich.console import Console
 
 from actors.journal import JournalSchemaError
 
-from ._config import ConfigError, load_config
+from ._config import ConfigError, config_schema, load_config
 from ._daemon import run_daemon
 from ._home import HOME_ENV, HomeInUseError, steward_home
 from ._stats import read_stats, render_stats
@@ -69,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--plain", action="store_true",
                      help="log lines instead of the live view (the default when not a terminal)")
 
+    verbs.add_parser(
+        "schema",
+        help="print the JSON schema of the config file",
+        description="Print the JSON schema of the daemon's TOML config, with each strategy "
+        "kind's parameter schema, for editors and validators.",
+    )
     stats = verbs.add_parser(
         "stats",
         help="trading statistics from the journal",
@@ -102,6 +109,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.verb == "run":
         return _run(args)
+    if args.verb == "schema":
+        print(json.dumps(config_schema(), indent=2))
+        return 0
     if args.verb == "stats":
         return _stats(args)
     raise AssertionError(f"unhandled verb {args.verb}")  # argparse rejects unknown verbs

@@ -35,7 +35,6 @@ from exchanges.paper import (
     PaperVenue,
     PaperVenueConfig,
     PaperWorld,
-    SymbolSpec,
     SyntheticMarket,
 )
 
@@ -160,16 +159,7 @@ def assemble(
     instruments: dict[tuple[str, str], Instrument] = {}
     world = None
     if config.paper is not None:
-        symbols = [
-            SymbolSpec(
-                symbol=s.symbol, base=s.base, quote=s.quote, start_price=s.start_price,
-                tick_size=s.tick_size, step_size=s.step_size, min_qty=s.min_qty,
-                min_notional=s.min_notional, volatility_per_sqrt_s=s.volatility_per_sqrt_s,
-                spread_ticks=s.spread_ticks, level_qty=s.level_qty,
-                trade_rate_per_s=s.trade_rate_per_s,
-            )
-            for s in config.paper.symbols
-        ]
+        symbols = list(config.paper.symbols)
         for venue_config in config.venues:
             venue = PaperVenue(
                 PaperVenueConfig(

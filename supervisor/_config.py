@@ -18,6 +18,7 @@ import msgspec
 
 from actors.risk import RiskConfig
 from actors.strategies import MarketMakerParams
+from exchanges.paper import SymbolSpec
 
 STRATEGY_PARAMS: dict[str, type[msgspec.Struct]] = {"market_maker": MarketMakerParams}
 
@@ -36,27 +37,12 @@ class ControlConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     bind: str = "127.0.0.1:50051"
 
 
-class PaperSymbolConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    symbol: str
-    base: str
-    quote: str = "USDT"
-    start_price: Decimal
-    tick_size: Decimal
-    step_size: Decimal
-    min_qty: Decimal
-    min_notional: Decimal = Decimal(5)
-    volatility_per_sqrt_s: float = 0.00015
-    spread_ticks: int = 2
-    level_qty: Decimal = Decimal(1)
-    trade_rate_per_s: float = 4.0
-
-
 class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """The synthetic market every paper venue quotes (each through its own basis)."""
 
     seed: int = 7
     step_s: float = 0.1
-    symbols: list[PaperSymbolConfig]
+    symbols: list[SymbolSpec]
     basis_sigma_bps_per_sqrt_s: float = 0.6
     basis_reversion_per_s: float = 0.02
 

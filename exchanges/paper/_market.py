@@ -15,17 +15,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+import msgspec
+
 from .._models import Side
 from ._engine import Level
 
 LEVELS_PER_SIDE = 10
 
 
-@dataclass(frozen=True, slots=True)
-class SymbolSpec:
+class SymbolSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A synthetic symbol: its filters and how its market behaves. Also the config's
+    `[[paper.symbols]]` table, so unknown keys are refused."""
+
     symbol: str
     base: str
-    quote: str
+    quote: str = "USDT"
     start_price: Decimal
     tick_size: Decimal
     step_size: Decimal

@@ -12,6 +12,7 @@ and stop after it, the way a real exchange outlives the daemon.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from actors.journal._service import JournalActor, JournalService
 from actors.messages import JOURNAL, POSITIONS, RISK, gateway_name
 from actors.positions import Positions
 from actors.risk import Risk
-from actors.strategies import MarketMaker, MarketMakerParams
+from actors.strategies import STRATEGY_KINDS, StrategyContext
 from exchanges import AccountClient, Instrument
 from exchanges.paper import (
     BasisSpec,
@@ -118,13 +119,12 @@ class Assembly:
         return feeds
 
     def _strategies(self) -> list[ChildSpec | SupervisorSpec]:
+        context = StrategyContext(topics=self.topics, instruments=self.instruments)
         specs: list[ChildSpec | SupervisorSpec] = []
         for index, strategy in enumerate(self.config.strategies):
             params = strategy_params("config", index, strategy)
-            assert isinstance(params, MarketMakerParams)
-            instrument = self.instruments[(params.venue, params.symbol)]
-            specs.append(ChildSpec(strategy.name,
-                                   _market_maker_factory(params, self.topics, instrument)))
+            build = STRATEGY_KINDS[strategy.kind].build
+            specs.append(ChildSpec(strategy.name, functools.partial(build, params, context)))
         return specs
 
 
@@ -145,11 +145,6 @@ def _feed_factory(
     venue: PaperVenue, symbols: list[str], topics: MarketTopics
 ) -> Callable[[], Feed]:
     return lambda: Feed(venue, symbols, topics)
-
-
-def _market_maker_factory(params: MarketMakerParams, topics: MarketTopics,
-                          instrument: Instrument) -> Callable[[], MarketMaker]:
-    return lambda: MarketMaker(params, topics, instrument)
 
 
 def assemble(

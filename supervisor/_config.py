@@ -17,10 +17,12 @@ from typing import Any, Literal
 import msgspec
 
 from actors.risk import RiskConfig
-from actors.strategies import MarketMakerParams
+from actors.strategies import STRATEGY_KINDS, Leg
 from exchanges.paper import SymbolSpec
 
-STRATEGY_PARAMS: dict[str, type[msgspec.Struct]] = {"market_maker": MarketMakerParams}
+STRATEGY_PARAMS: dict[str, type[msgspec.Struct]] = {
+    kind: spec.params_type for kind, spec in STRATEGY_KINDS.items()
+}
 
 
 class ConfigError(ValueError):
@@ -133,21 +135,21 @@ def _check_references(path: Path, config: DaemonConfig) -> None:
     venues = {v.name: v for v in config.venues}
     for index, strategy in enumerate(config.strategies):
         params = strategy_params(path, index, strategy)
-        venue_name = getattr(params, "venue", None)
         key = f"strategies[{index}].params"
-        venue = venues.get(venue_name) if isinstance(venue_name, str) else None
-        if venue is None:
-            raise ConfigError(path, f"{key}.venue", f"no venue named {venue_name!r}")
-        account = getattr(params, "account", None)
-        if account not in venue.accounts:
-            raise ConfigError(path, f"{key}.account",
-                              f"venue {venue.name} has no account {account!r}")
-        symbol = getattr(params, "symbol", None)
-        if venue.kind == "paper" and symbol not in paper_symbols:
-            raise ConfigError(path, f"{key}.symbol", f"no paper symbol {symbol!r}")
-        follow = getattr(params, "follow_venue", None)
-        if follow is not None and follow not in venues:
-            raise ConfigError(path, f"{key}.follow_venue", f"no venue named {follow!r}")
+        legs: list[Leg] = params.legs()  # type: ignore[attr-defined]
+        for leg in legs:
+            venue = venues.get(leg.venue)
+            if venue is None:
+                raise ConfigError(path, f"{key}.venue", f"no venue named {leg.venue!r}")
+            if leg.account not in venue.accounts:
+                raise ConfigError(path, f"{key}.account",
+                                  f"venue {venue.name} has no account {leg.account!r}")
+            if venue.kind == "paper" and leg.symbol not in paper_symbols:
+                raise ConfigError(path, f"{key}.symbol", f"no paper symbol {leg.symbol!r}")
+        reference_venues: list[str] = params.reference_venues()  # type: ignore[attr-defined]
+        for reference in reference_venues:
+            if reference not in venues:
+                raise ConfigError(path, f"{key}.follow_venue", f"no venue named {reference!r}")
 
 
 def _unique(path: Path, key: str, names: list[str]) -> None:

@@ -3,17 +3,25 @@
 from ._base import OwnOrder as OwnOrder
 from ._base import ParamsError as ParamsError
 from ._base import Strategy as Strategy
+from ._kinds import Leg as Leg
+from ._kinds import StrategyContext as StrategyContext
+from ._kinds import StrategyKind as StrategyKind
+from ._registry import STRATEGY_KINDS as STRATEGY_KINDS
 from .market_maker import MarketMaker as MarketMaker
 from .market_maker import MarketMakerParams as MarketMakerParams
 from .market_maker import Quote as Quote
 from .market_maker import quotes as quotes
 
 __all__ = [
+    "STRATEGY_KINDS",
+    "Leg",
     "MarketMaker",
     "MarketMakerParams",
     "OwnOrder",
     "ParamsError",
     "Quote",
     "Strategy",
+    "StrategyContext",
+    "StrategyKind",
     "quotes",
 ]

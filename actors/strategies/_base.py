@@ -101,8 +101,9 @@ class Strategy(Actor, Generic[P]):
                 await self.cancel(client_id)
 
     def accounts(self) -> list[tuple[str, str]]:
-        """The (venue, account) pairs this strategy trades; subclasses say."""
-        raise NotImplementedError
+        """The (venue, account) pairs this strategy trades, from its parameters' legs."""
+        legs = self.params.legs()  # type: ignore[attr-defined]
+        return sorted({(leg.venue, leg.account) for leg in legs})
 
     # ---- orders --------------------------------------------------------------------------
 

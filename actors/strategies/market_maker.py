@@ -26,6 +26,7 @@ from exchanges import BookTop, Instrument, Side, TimeInForce
 from ..feed import MarketTopics
 from ..messages import OrderFilled
 from ._base import ParamsError, Strategy
+from ._kinds import Leg, StrategyContext
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,12 @@ class MarketMakerParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     follow_venue: str | None = None
     max_divergence_bps: Decimal = Decimal(50)
     order_expire_s: float | None = 120.0
+
+    def legs(self) -> list[Leg]:
+        return [Leg(venue=self.venue, account=self.account, symbol=self.symbol)]
+
+    def reference_venues(self) -> list[str]:
+        return [] if self.follow_venue is None else [self.follow_venue]
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,9 +110,6 @@ class MarketMaker(Strategy[MarketMakerParams]):
         self.follow_mid: Decimal | None = None
         self.last_quote_s = float("-inf")
         self.last_reference: Decimal | None = None
-
-    def accounts(self) -> list[tuple[str, str]]:
-        return [(self.params.venue, self.params.account)]
 
     async def on_start(self) -> None:
         await super().on_start()
@@ -189,3 +193,8 @@ class MarketMaker(Strategy[MarketMakerParams]):
             )
         for client_id in stale:
             await self.cancel(client_id)
+
+
+def build_market_maker(params: msgspec.Struct, context: StrategyContext) -> MarketMaker:
+    assert isinstance(params, MarketMakerParams)
+    return MarketMaker(params, context.topics, context.instruments[(params.venue, params.symbol)])

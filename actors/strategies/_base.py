@@ -152,18 +152,21 @@ class Strategy(Actor, Generic[P]):
     # ---- what the gateway and risk report ------------------------------------------------
 
     async def on_order_accepted(self, message: OrderAccepted) -> None:
-        self._update(message.order)
+        own = self.orders.get(message.order.client_id)
+        await self._update(message.order)
+        if own is not None:
+            await self.after_order_accepted(own, message.order)
 
     async def on_order_updated(self, message: OrderUpdated) -> None:
-        self._update(message.order)
+        await self._update(message.order)
 
     async def on_order_rejected(self, message: OrderRejected) -> None:
-        self._end(message.intent.client_id, OrderStatus.REJECTED)
+        await self._end(message.intent.client_id, OrderStatus.REJECTED, message.reason)
 
     async def on_order_denied(self, message: OrderDenied) -> None:
-        self._end(message.intent.client_id, OrderStatus.REJECTED)
         logger.debug("%s: %s denied by risk: %s", self.name, message.intent.client_id,
-                    message.detail)
+                     message.detail)
+        await self._end(message.intent.client_id, OrderStatus.REJECTED, message.reason.value)
 
     async def on_order_filled(self, message: OrderFilled) -> None:
         fill = message.fill
@@ -174,16 +177,28 @@ class Strategy(Actor, Generic[P]):
     async def after_fill(self, message: OrderFilled) -> None:
         """Hook: a fill of ours arrived (position already updated)."""
 
-    def _update(self, order: VenueOrder) -> None:
+    async def after_order_accepted(self, own: OwnOrder, order: VenueOrder) -> None:
+        """Hook: the venue took one of our orders (it may already be filled or expired)."""
+
+    async def after_order_ended(self, own: OwnOrder, reason: str) -> None:
+        """Hook, once per order: it reached a final state (`own.status`: filled, cancelled,
+        expired, or rejected, which covers risk's denials and the venue's refusals; `reason`
+        says which). Fills may still be arriving for a filled order; positions follow fills."""
+
+    async def _update(self, order: VenueOrder) -> None:
         own = self.orders.get(order.client_id)
         if own is None:
             return
         own.status, own.filled_qty = order.status, order.filled_qty
         if order.status.is_terminal:
             del self.orders[order.client_id]
+            await self.after_order_ended(own, order.reason or order.status.value)
 
-    def _end(self, client_id: str, status: OrderStatus) -> None:
-        self.orders.pop(client_id, None)
+    async def _end(self, client_id: str, status: OrderStatus, reason: str) -> None:
+        own = self.orders.pop(client_id, None)
+        if own is not None:
+            own.status = status
+            await self.after_order_ended(own, reason)
 
     # ---- parameters ----------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from .hop import run_hop
 from .journal import run_journal
 from .paper_match import run_paper_match
 from .restart import run_restart
+from .strategy_decision import run_strategy_decision
 from .tick_to_order import run_tick_to_order
 
 GROUPS: Final[dict[str, Callable[[], Awaitable[dict[str, Any]]]]] = {
@@ -22,6 +23,7 @@ GROUPS: Final[dict[str, Callable[[], Awaitable[dict[str, Any]]]]] = {
     "journal": run_journal,
     "paper_match": run_paper_match,
     "restart": run_restart,
+    "strategy_decision": run_strategy_decision,
     "tick_to_order": run_tick_to_order,
 }
 

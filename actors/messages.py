@@ -13,6 +13,7 @@ journaled before anyone hears of them. Money is Decimal, timestamps say their un
 from __future__ import annotations
 
 import enum
+import hashlib
 from decimal import Decimal
 
 import msgspec
@@ -101,7 +102,10 @@ class GetTradingState(msgspec.Struct, frozen=True, kw_only=True, tag=True):
 
 
 class GetPositions(msgspec.Struct, frozen=True, kw_only=True, tag=True):
-    pass
+    """All positions (reply: list[PositionView]), or one strategy's (reply:
+    StrategyPositions, with the fills already in them)."""
+
+    strategy: str | None = None
 
 
 class GetOrders(msgspec.Struct, frozen=True, kw_only=True, tag=True):
@@ -217,6 +221,14 @@ class PositionView(msgspec.Struct, frozen=True, kw_only=True):
     mark_price: Decimal | None
 
 
+class StrategyPositions(msgspec.Struct, frozen=True, kw_only=True):
+    """A strategy's positions, and the keys of its recent fills they already include: a
+    restarted strategy skips queued copies of those fills (see actors._recent)."""
+
+    positions: list[PositionView]
+    recent_fill_keys: tuple[str, ...]
+
+
 class FeedStatus(msgspec.Struct, frozen=True, kw_only=True):
     venue: str
     connected: bool
@@ -229,6 +241,27 @@ class FeedStatus(msgspec.Struct, frozen=True, kw_only=True):
 def quote_key(venue: str, symbol: str) -> tuple[str, str]:
     """The conflation key of market data topics: one pending value per venue and symbol."""
     return (venue, symbol)
+
+
+def strategy_tag(name: str) -> str:
+    """How a strategy's client ids begin: a readable cut of its name and a hash of all of it.
+
+    Unique per name (two strategies sharing their first characters still differ), ids stay
+    short and within Aster's [.A-Za-z0-9:/_-]{1,36}, and a gateway that lost track of an order
+    (it died mid-placement) can still tell whose it is from the id alone.
+    """
+    readable = "".join(c for c in name if c.isascii() and (c.isalnum() or c in "-_"))[:6]
+    digest = hashlib.blake2b(name.encode(), digest_size=2).hexdigest()
+    return f"{readable}{digest}"
+
+
+def fill_key(fill: Fill) -> str:
+    """A fill's identity across the daemon: venue and the venue's fill id."""
+    return f"{fill.venue}/{fill.fill_id}"
+
+
+def funding_key(payment: FundingPayment) -> str:
+    return f"{payment.venue}/{payment.account}/{payment.symbol}/{payment.ts_venue_ns}"
 
 
 def gateway_name(venue: str, account: str) -> str:

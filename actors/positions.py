@@ -7,19 +7,30 @@ two agree exactly. Marks come from the books topic (mid), for unrealized PnL.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from actors import Actor
 from exchanges import BookTop, Fill, FundingPayment, Liquidity, PositionState
 
+from ._recent import RecentIds
 from .feed import MarketTopics
 from .journal._service import JournalService
-from .messages import FundingPaid, GetPositions, OrderFilled, PositionView, quote_key
+from .messages import (
+    FundingPaid,
+    GetPositions,
+    OrderFilled,
+    PositionView,
+    StrategyPositions,
+    fill_key,
+    funding_key,
+    quote_key,
+)
 
 ZERO = Decimal(0)
 FUNDING_STRATEGY = ""  # funding is paid per account and symbol, not per strategy
+RECENT_FILLS_PER_STRATEGY = 1_000  # more than can queue while a strategy restarts
 
 PositionKey = tuple[str, str, str, str]  # venue, account, symbol, strategy
 
@@ -84,23 +95,45 @@ class Positions(Actor):
         self.topics = topics
         self.book = PositionBook()
         self.marks: dict[tuple[str, str], Decimal] = {}
+        self.applied = RecentIds()
+        """Fill and funding keys applied: a queued copy of a journaled fill is not applied twice."""
+        self.recent_by_strategy: dict[str, deque[str]] = {}
 
     async def on_start(self) -> None:
         journal = self.journal.journal
         for recorded in await journal.fills():
-            self.book.apply_fill(recorded.strategy, recorded.fill)
+            if self.applied.add(fill_key(recorded.fill)):
+                self._apply_fill(recorded.strategy, recorded.fill)
         for funding in await journal.funding():
-            self.book.apply_funding(funding.payment)
+            if self.applied.add(funding_key(funding.payment)):
+                self.book.apply_funding(funding.payment)
         self.topics.books.subscribe(self.ref)
 
     async def on_order_filled(self, message: OrderFilled) -> None:
-        self.book.apply_fill(message.strategy, message.fill)
+        if self.applied.add(fill_key(message.fill)):
+            self._apply_fill(message.strategy, message.fill)
+
+    def _apply_fill(self, strategy: str, fill: Fill) -> None:
+        self.book.apply_fill(strategy, fill)
+        recent = self.recent_by_strategy.get(strategy)
+        if recent is None:
+            recent = self.recent_by_strategy[strategy] = deque(maxlen=RECENT_FILLS_PER_STRATEGY)
+        recent.append(fill_key(fill))
 
     async def on_funding_paid(self, message: FundingPaid) -> None:
-        self.book.apply_funding(message.payment)
+        if self.applied.add(funding_key(message.payment)):
+            self.book.apply_funding(message.payment)
 
     async def on_book_top(self, message: BookTop) -> None:
         self.marks[quote_key(message.venue, message.symbol)] = message.mid
 
-    async def on_get_positions(self, message: GetPositions) -> list[PositionView]:
-        return self.book.views(self.marks)
+    async def on_get_positions(
+        self, message: GetPositions
+    ) -> list[PositionView] | StrategyPositions:
+        views = self.book.views(self.marks)
+        if message.strategy is None:
+            return views
+        return StrategyPositions(
+            positions=[v for v in views if v.strategy == message.strategy],
+            recent_fill_keys=tuple(self.recent_by_strategy.get(message.strategy, ())),
+        )

@@ -33,6 +33,7 @@ from actors.messages import (
     OrderIntent,
     OrderUpdated,
     PositionView,
+    StrategyPositions,
     SubmitOrder,
     gateway_name,
     quote_key,
@@ -94,8 +95,10 @@ class RecordingRisk:
 
 
 class Positions(Actor):
-    async def on_get_positions(self, message: GetPositions) -> list[PositionView]:
-        return []
+    async def on_get_positions(
+        self, message: GetPositions
+    ) -> list[PositionView] | StrategyPositions:
+        return StrategyPositions(positions=[], recent_fill_keys=())
 
 
 class Gateway(Actor):

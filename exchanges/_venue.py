@@ -16,6 +16,7 @@ from typing import Protocol
 from ._models import (
     Balance,
     Fill,
+    FundingPayment,
     Instrument,
     MarketEvent,
     OrderRequest,
@@ -76,7 +77,12 @@ class AccountClient(Protocol):
     async def balances(self) -> list[Balance]: ...
 
     async def fills(self, since_ns: int) -> list[Fill]:
-        """Our fills with ts_venue_ns >= since_ns, oldest first."""
+        """Our fills with ts_venue_ns >= since_ns, oldest first. `fill_id` is unique per
+        venue (adapters of venues that number trades per symbol prefix the symbol)."""
+        ...
+
+    async def funding(self, since_ns: int) -> list[FundingPayment]:
+        """Funding paid or received with ts_venue_ns >= since_ns, oldest first."""
         ...
 
     def stream_user(self) -> AbstractAsyncContextManager[AsyncIterator[UserEvent]]:

@@ -17,7 +17,8 @@ from typing import Any, Literal
 import msgspec
 
 from actors.risk import RiskConfig
-from actors.strategies import STRATEGY_KINDS, Leg
+from actors.strategies import STRATEGY_KINDS, Leg, ParamsError
+from actors.strategies._base import check_finite
 from exchanges.paper import SymbolSpec
 
 STRATEGY_PARAMS: dict[str, type[msgspec.Struct]] = {
@@ -120,10 +121,14 @@ def strategy_params(path: Path | str, index: int, strategy: StrategyConfig) -> m
         raise ConfigError(path, f"{key}.kind", f"unknown strategy kind {strategy.kind!r}; "
                           f"known: {', '.join(sorted(STRATEGY_PARAMS))}")
     try:
-        return msgspec.convert(strategy.params, params_type, strict=False)
+        params = msgspec.convert(strategy.params, params_type, strict=False)
+        check_finite(params)
     except msgspec.ValidationError as exc:
         inner, reason = _split_validation_error(str(exc))
         raise ConfigError(path, f"{key}.params.{inner}".rstrip("."), reason) from None
+    except ParamsError as exc:
+        raise ConfigError(path, f"{key}.params", str(exc)) from None
+    return params
 
 
 def _check_references(path: Path, config: DaemonConfig) -> None:

@@ -19,6 +19,7 @@ from exchanges import (
     AccountClient,
     Balance,
     Fill,
+    FundingPayment,
     OrderOutcomeUnknownError,
     OrderRequest,
     Position,
@@ -35,9 +36,13 @@ class FaultyAccount:
         self.inner = inner
         self.place_faults: list[Fault] = []
         self.place_calls: list[OrderRequest] = []
+        self.cancel_faults: list[Fault] = []
 
     def fail_next_place(self, *faults: Fault) -> None:
         self.place_faults.extend(faults)
+
+    def fail_next_cancel(self, *faults: Fault) -> None:
+        self.cancel_faults.extend(faults)
 
     @property
     def venue(self) -> str:
@@ -62,7 +67,13 @@ class FaultyAccount:
         return order
 
     async def cancel_order(self, symbol: str, client_id: str) -> VenueOrder:
-        return await self.inner.cancel_order(symbol, client_id)
+        fault = self.cancel_faults.pop(0) if self.cancel_faults else None
+        if fault in ("lost_request", "unknown_outcome_not_placed"):
+            raise VenueTransportError(self.venue, "read timeout before the cancel was sent")
+        order = await self.inner.cancel_order(symbol, client_id)
+        if fault in ("lost_response", "unknown_outcome"):
+            raise OrderOutcomeUnknownError(self.venue, client_id, "HTTP 503 on cancel")
+        return order
 
     async def cancel_all(self, symbol: str | None = None) -> list[VenueOrder]:
         return await self.inner.cancel_all(symbol)
@@ -81,6 +92,9 @@ class FaultyAccount:
 
     async def fills(self, since_ns: int) -> list[Fill]:
         return await self.inner.fills(since_ns)
+
+    async def funding(self, since_ns: int) -> list[FundingPayment]:
+        return await self.inner.funding(since_ns)
 
     def stream_user(self) -> AbstractAsyncContextManager[AsyncIterator[UserEvent]]:
         return self.inner.stream_user()

@@ -43,7 +43,7 @@ from exchanges import (
     VenueTransportError,
 )
 
-from ..journal import FillRecorded, FundingRecorded, JournalRecord
+from ..journal import FillRecorded, FundingRecorded, JournalError, JournalRecord
 from ..journal._service import JournalService
 from ..messages import (
     POSITIONS,
@@ -60,17 +60,19 @@ from ..messages import (
     OrderRejected,
     OrderUpdated,
     SubmitOrder,
+    strategy_tag,
 )
 from ..risk import TokenBucket
 from ._orders import OrderTracker
-from ._reconcile import ReconcileReport, order_record, reconcile
+from ._reconcile import ReconcileReport, order_record, reconcile, venue_order
 
 logger = logging.getLogger(__name__)
 
 PLACE_ATTEMPTS: Final = 3
 RETRY_DELAY_S: Final = 0.2
 EXPIRY_TICK_S: Final = 0.25
-STOP_CANCEL_S: Final = 3.0
+STOP_CANCEL_S: Final = 2.5
+STOP_FLUSH_S: Final = 1.5  # with STOP_CANCEL_S, inside the default 5 s shutdown
 DEAD_MAN_COUNTDOWN_MS: Final = 120_000  # the venue cancels 2 min after our last re-arm
 DEAD_MAN_REARM_S: Final = 30.0  # Aster's doc: re-arm every 30 s with 120 s
 RECORD_COALESCE_S: Final = 0.005
@@ -123,21 +125,25 @@ class Gateway(Actor):
         self.spawn(self._keep_dead_man_armed)
 
     async def on_stop(self) -> None:
-        with trio.move_on_after(STOP_CANCEL_S, shield=True):
-            await self._flush_records()  # the background recorder is already cancelled
-        if not self.cancel_on_stop:
-            return
-        with trio.move_on_after(STOP_CANCEL_S, shield=True):
+        # Orders first (money at risk), then the records; both within the shutdown time.
+        if self.cancel_on_stop:
+            with trio.move_on_after(STOP_CANCEL_S, shield=True):
+                try:
+                    cancelled = await self.client.cancel_all()
+                    logger.info("%s: cancelled %d orders on stop", self.name, len(cancelled))
+                    for order in cancelled:
+                        self._record(order_record(order, self._strategy_tracked(order)))
+                except VenueError as exc:
+                    logger.error("%s: cancel-all on stop failed: %s", self.name, exc)
+        with trio.move_on_after(STOP_FLUSH_S, shield=True):
             try:
-                cancelled = await self.client.cancel_all()
-                logger.info("%s: cancelled %d orders on stop", self.name, len(cancelled))
-                records = [order_record(o, self._strategy_tracked(o)) for o in cancelled]
-                await self.journal.journal.record_many(records)
-            except VenueError as exc:
-                logger.error("%s: cancel-all on stop failed: %s", self.name, exc)
+                await self._flush_records()  # the background recorder is already cancelled
+            except JournalError as exc:
+                logger.error("%s: order records not flushed on stop: %s", self.name, exc)
 
     async def _reconcile(self) -> None:
-        report = await reconcile(self.journal.journal, self.client, source=self.name)
+        report = await reconcile(self.journal.journal, self.client, source=self.name,
+                                 owner_of=self._owner_by_tag)
         self.last_reconcile = report
         strategies = {record.client_id: record.strategy for record in report.open_orders}
         for order in report.venue_open_orders:
@@ -148,6 +154,16 @@ class Gateway(Actor):
                 self.tracker.apply(order)
         for filled in report.new_fills:
             await self._announce_fill(filled)
+        for funding in report.new_funding:
+            paid = FundingPaid(payment=funding.payment)
+            await self._tell(POSITIONS, paid)
+            await self._tell(RISK, paid)
+        for closed in report.closed_orders:
+            # Ended while we were not watching: whoever still thinks it rests must hear.
+            self.tracker.forget(closed.client_id)
+            updated = OrderUpdated(strategy=closed.strategy, order=venue_order(closed))
+            await self._tell(RISK, updated)
+            await self._tell(closed.strategy, updated)
         await self._tell(RISK, OpenOrdersReconciled(
             venue=self.client.venue, account=self.client.account,
             orders=tuple(
@@ -203,10 +219,21 @@ class Gateway(Actor):
             if exc.reason is not RejectReason.UNKNOWN_ORDER:
                 logger.warning("%s: cancel %s refused: %s", self.name, message.client_id, exc)
             return  # already gone: its final state arrives on the user stream
+        except (VenueTransportError, OrderOutcomeUnknownError) as exc:
+            # Whether the venue cancelled it shows on the user stream (or at the next
+            # reconcile); the owner can cancel again. Not worth pulling every order for.
+            logger.warning("%s: cancel %s outcome unknown: %s", self.name, message.client_id,
+                           exc)
+            return
         await self._on_order_state(order)
 
     async def on_cancel_all(self, message: CancelAll) -> list[VenueOrder]:
-        cancelled = await self.client.cancel_all(message.symbol)
+        try:
+            cancelled = await self.client.cancel_all(message.symbol)
+        except (VenueTransportError, OrderOutcomeUnknownError) as exc:
+            logger.error("%s: cancel-all outcome unknown: %s", self.name, exc)
+            await self._reconcile()  # learn what is still open; the caller may ask again
+            return []
         for order in cancelled:
             await self._on_order_state(order)
         return cancelled
@@ -389,7 +416,16 @@ class Gateway(Actor):
 
     async def _strategy_of(self, event: VenueOrder | Fill) -> str:
         known = await self.journal.journal.order(event.venue, event.account, event.client_id)
-        return "adopted" if known is None else known.strategy
+        if known is not None:
+            return known.strategy
+        return self._owner_by_tag(event.client_id) or "adopted"
+
+    def _owner_by_tag(self, client_id: str) -> str | None:
+        """The registered actor whose strategy tag begins `client_id`, if any."""
+        for name in self.registry.names():
+            if client_id.startswith(strategy_tag(name) + "-"):
+                return name
+        return None
 
     async def _reject(self, intent: OrderIntent, reason: str, detail: str) -> None:
         rejected = OrderRejected(intent=intent, reason=reason, detail=detail)

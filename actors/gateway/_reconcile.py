@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Final
@@ -23,7 +24,7 @@ import msgspec
 
 from exchanges import AccountClient, Fill, OrderStatus, PositionState, VenueOrder
 
-from ..journal import EventRecorded, FillRecorded, Journal, OrderRecorded
+from ..journal import EventRecorded, FillRecorded, FundingRecorded, Journal, OrderRecorded
 
 ADOPTED_STRATEGY: Final = "adopted"
 FILL_OVERLAP_NS: Final = 60 * 10**9  # re-read a minute before the last journaled fill
@@ -34,6 +35,7 @@ class ReconcileReport:
     adopted_orders: list[VenueOrder] = field(default_factory=list)
     closed_orders: list[OrderRecorded] = field(default_factory=list)
     new_fills: list[FillRecorded] = field(default_factory=list)
+    new_funding: list[FundingRecorded] = field(default_factory=list)
     position_drift: list[tuple[str, Decimal, Decimal]] = field(default_factory=list)
     """(symbol, journal qty, venue qty) where they differ."""
     open_orders: list[OrderRecorded] = field(default_factory=list)
@@ -44,7 +46,18 @@ class ReconcileReport:
     @property
     def clean(self) -> bool:
         return not (self.adopted_orders or self.closed_orders or self.new_fills
-                    or self.position_drift)
+                    or self.new_funding or self.position_drift)
+
+
+def venue_order(record: OrderRecorded) -> VenueOrder:
+    """An order as the journal last recorded it, in the venue's terms."""
+    return VenueOrder(
+        venue=record.venue, account=record.account, client_id=record.client_id,
+        venue_order_id=record.venue_order_id, symbol=record.symbol, side=record.side,
+        order_type=record.order_type, tif=record.tif, qty=record.qty, price=record.price,
+        filled_qty=record.filled_qty, status=record.status, reduce_only=record.reduce_only,
+        ts_venue_ns=record.ts_ns, reason=record.reason,
+    )
 
 
 def order_record(order: VenueOrder, strategy: str, ts_ns: int | None = None) -> OrderRecorded:
@@ -57,7 +70,14 @@ def order_record(order: VenueOrder, strategy: str, ts_ns: int | None = None) -> 
     )
 
 
-async def reconcile(journal: Journal, client: AccountClient, source: str) -> ReconcileReport:
+async def reconcile(
+    journal: Journal,
+    client: AccountClient,
+    source: str,
+    owner_of: Callable[[str], str | None] = lambda client_id: None,
+) -> ReconcileReport:
+    """`owner_of` names the strategy a client id belongs to when the journal never heard of
+    the order (the gateway died between sending it and recording it)."""
     venue, account = client.venue, client.account
     report = ReconcileReport()
     events: list[EventRecorded] = []
@@ -68,7 +88,9 @@ async def reconcile(journal: Journal, client: AccountClient, source: str) -> Rec
 
     async def strategy_of(client_id: str) -> str:
         known = await journal.order(venue, account, client_id)
-        return ADOPTED_STRATEGY if known is None else known.strategy
+        if known is not None:
+            return known.strategy
+        return owner_of(client_id) or ADOPTED_STRATEGY
 
     # Fills first: they decide whether a vanished order was filled or cancelled.
     last_ns = await journal.last_fill_ts_ns(venue, account)
@@ -81,6 +103,17 @@ async def reconcile(journal: Journal, client: AccountClient, source: str) -> Rec
             report.new_fills.append(record)
             event("reconcile_adopted_fill", fill_id=record.fill.fill_id,
                   client_id=record.fill.client_id, qty=record.fill.qty, price=record.fill.price)
+
+    journaled_funding = await journal.funding(venue=venue, account=account)
+    funding_since = max((f.payment.ts_venue_ns for f in journaled_funding), default=0)
+    funding_records = [FundingRecorded(payment=p)
+                       for p in await client.funding(max(0, funding_since - FILL_OVERLAP_NS))]
+    funding_new = await journal.record_many(funding_records)
+    for paid, new in zip(funding_records, funding_new, strict=True):
+        if new:
+            report.new_funding.append(paid)
+            event("reconcile_adopted_funding", symbol=paid.payment.symbol,
+                  amount=paid.payment.amount, ts_venue_ns=paid.payment.ts_venue_ns)
 
     venue_open = {order.client_id: order for order in await client.open_orders()}
     journal_open = {o.client_id: o for o in await journal.open_orders(venue, account)}

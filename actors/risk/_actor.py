@@ -18,12 +18,15 @@ import msgspec
 import trio
 
 from actors import Actor, ActorNotFoundError, ActorNotRunningError
-from exchanges import BookTop, Fill, PositionState, VenueOrder
+from exchanges import BookTop, Fill, FundingPayment, PositionState, VenueOrder
 
+from .._recent import RecentIds
 from ..feed import MarketTopics
 from ..journal import EventRecorded, TradingStateRecorded
 from ..journal._service import JournalService
 from ..messages import (
+    CancelAll,
+    CancelOrder,
     DenyReason,
     FundingPaid,
     GetTradingState,
@@ -37,6 +40,8 @@ from ..messages import (
     SubmitOrder,
     TradingState,
     TradingStateChanged,
+    fill_key,
+    funding_key,
     gateway_name,
     quote_key,
 )
@@ -64,6 +69,7 @@ class Risk(Actor):
         self._pnl_positions: dict[tuple[str, str, str], PositionState] = {}
         self._pnl_day = 0
         self.denials = 0
+        self.applied = RecentIds()  # fills and funding already counted (see actors._recent)
 
     async def on_start(self) -> None:
         journal = self.journal.journal
@@ -73,7 +79,11 @@ class Risk(Actor):
             self.state_reason = latest.reason
         self._pnl_day = time.time_ns() // NS_PER_DAY
         for recorded in await journal.fills():
-            self._apply_fill(recorded.fill)
+            if self.applied.add(fill_key(recorded.fill)):
+                self._apply_fill(recorded.fill)
+        for funding in await journal.funding():
+            if self.applied.add(funding_key(funding.payment)):
+                self._apply_funding(funding.payment)
         for order in await journal.open_orders():
             self.view.resting.setdefault((order.venue, order.account), {})[order.client_id] = (
                 RestingOrder(order.symbol, order.side, order.price, order.qty - order.filled_qty)
@@ -124,13 +134,22 @@ class Risk(Actor):
         self._forget(message.intent.venue, message.intent.account, message.intent.client_id)
 
     async def on_order_filled(self, message: OrderFilled) -> None:
-        self._apply_fill(message.fill)
-        await self._halt_on_daily_loss()
+        if self.applied.add(fill_key(message.fill)):
+            self._apply_fill(message.fill)
+            await self._halt_on_daily_loss()
 
     async def on_funding_paid(self, message: FundingPaid) -> None:
-        if message.payment.ts_venue_ns // NS_PER_DAY == self._pnl_day:
-            self.view.daily_pnl += message.payment.amount
-        await self._halt_on_daily_loss()
+        if self.applied.add(funding_key(message.payment)):
+            self._apply_funding(message.payment)
+            await self._halt_on_daily_loss()
+
+    async def on_cancel_order(self, message: CancelOrder) -> None:
+        """Cancels take the submits' path, so a cancel never overtakes its own order."""
+        await self._to_gateway(message.venue, message.account, message)
+
+    def _apply_funding(self, payment: FundingPayment) -> None:
+        if payment.ts_venue_ns // NS_PER_DAY == self._pnl_day:
+            self.view.daily_pnl += payment.amount
 
     # ---- trading state -------------------------------------------------------------------
 
@@ -157,6 +176,15 @@ class Risk(Actor):
         denial = check_daily_loss(self.view.daily_pnl, self.config)
         if denial is not None and self.view.state is not TradingState.HALTED:
             await self._set_state(TradingState.HALTED, denial.detail, self.name)
+            # Halted means nothing new trades; what already rests must come down too.
+            for venue, account in list(self.view.resting):
+                await self._to_gateway(venue, account, CancelAll(venue=venue, account=account))
+
+    async def _to_gateway(self, venue: str, account: str, message: object) -> None:
+        try:
+            await self.registry.lookup(gateway_name(venue, account)).tell(message)
+        except (ActorNotFoundError, ActorNotRunningError) as exc:
+            logger.warning("%s: %s not delivered: %s", self.name, type(message).__name__, exc)
 
     # ---- bookkeeping ---------------------------------------------------------------------
 

@@ -86,7 +86,8 @@ def check_order(
 ) -> Denial | None:
     limits = config.limits(intent.venue, intent.account)
     position = view.position(intent.venue, intent.account, intent.symbol)
-    reduces = _reduces(intent, position)
+    # Orders already resting on the reducing side will use up the position first.
+    reduces = _reduces(intent, position, _resting_qty(intent, view))
     denial = check_trading_state(intent, view.state, reduces)
     if denial is not None:
         return denial
@@ -219,6 +220,15 @@ def check_group_exposure(intent: OrderIntent, view: RiskView, config: RiskConfig
             reference = view.references.get((venue, symbol))
             if reference is not None:
                 net += qty * reference[0]
+    # Resting orders in the intent's direction may all fill: count them too.
+    for (venue, account), orders in view.resting.items():
+        if (venue, account) not in members:
+            continue
+        for order in orders.values():
+            reference = view.references.get((venue, order.symbol))
+            if (order.side is intent.side and reference is not None
+                    and view.bases.get((venue, order.symbol)) == base):
+                net += order.remaining * order.side.sign * reference[0]
     mid = view.references[(intent.venue, intent.symbol)][0]
     after = net + intent.qty * intent.side.sign * mid
     if abs(after) > group.max_net_exposure_notional and abs(after) > abs(net):
@@ -263,9 +273,13 @@ def _resting_qty(intent: OrderIntent, view: RiskView) -> Decimal:
     )
 
 
-def _reduces(intent: OrderIntent, position: Decimal) -> bool:
-    """Trades against an open position without flipping it. A reduce-only order larger than
-    the position still reduces: the venue caps it at the position."""
+def _reduces(intent: OrderIntent, position: Decimal, resting_same_side: Decimal = ZERO) -> bool:
+    """Trades against an open position without flipping it, counting what already rests on
+    that side (five sells each smaller than a long are not five reductions). A reduce-only
+    order larger than what is left still reduces: the venue caps it at the position."""
     if intent.qty <= 0 or position == 0 or (position > 0) == (intent.side is Side.BUY):
         return False
-    return intent.reduce_only or intent.qty <= abs(position)
+    left = abs(position) - resting_same_side
+    if intent.reduce_only:
+        return True
+    return left > 0 and intent.qty <= left

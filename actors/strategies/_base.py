@@ -12,6 +12,7 @@ the positions actor: a restarted strategy starts from the truth, not from zero.
 from __future__ import annotations
 
 import logging
+import math
 import string
 import time
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ import trio
 from actors import Actor, ActorNotFoundError, ActorNotRunningError, ActorRef
 from exchanges import OrderStatus, OrderType, Side, TimeInForce, VenueOrder
 
+from .._recent import RecentIds
 from ..feed import MarketTopics
 from ..messages import (
     POSITIONS,
@@ -41,7 +43,9 @@ from ..messages import (
     ParamsReply,
     SubmitOrder,
     UpdateParams,
+    fill_key,
     gateway_name,
+    strategy_tag,
 )
 
 logger = logging.getLogger(__name__)
@@ -50,7 +54,6 @@ P = TypeVar("P", bound=msgspec.Struct)
 
 STOP_CANCEL_S: Final = 3.0
 _ID_ALPHABET: Final = string.digits + string.ascii_lowercase
-_ID_SAFE: Final = frozenset(string.ascii_letters + string.digits + "-_")
 
 
 class ParamsError(ValueError):
@@ -78,6 +81,7 @@ class Strategy(Actor, Generic[P]):
         self.orders: dict[str, OwnOrder] = {}
         self.positions: dict[tuple[str, str, str], Decimal] = {}
         self.risk: ActorRef | None = None
+        self.applied = RecentIds()
         self._id_prefix = ""
         self._id_seq = 0
 
@@ -86,9 +90,10 @@ class Strategy(Actor, Generic[P]):
     async def on_start(self) -> None:
         self._id_prefix = _client_id_prefix(self.name)
         self.risk = self.registry.lookup(RISK)
-        for view in await self.registry.lookup(POSITIONS).ask(GetPositions()):
-            if view.strategy == self.name:
-                self.positions[(view.venue, view.account, view.symbol)] = view.qty
+        snapshot = await self.registry.lookup(POSITIONS).ask(GetPositions(strategy=self.name))
+        for view in snapshot.positions:
+            self.positions[(view.venue, view.account, view.symbol)] = view.qty
+        self.applied = RecentIds(snapshot.recent_fill_keys)
         for venue, account in self.accounts():
             gateway = self.registry.lookup(gateway_name(venue, account))
             for order in await gateway.ask(GetOrders(strategy=self.name)):
@@ -135,12 +140,22 @@ class Strategy(Actor, Generic[P]):
             return
         own.cancel_sent = True
         intent = own.intent
+        await self._send_cancel(CancelOrder(venue=intent.venue, account=intent.account,
+                                            symbol=intent.symbol, client_id=client_id))
+
+    async def _send_cancel(self, cancel: CancelOrder) -> None:
+        # Through risk, the way the order went: a cancel sent straight to the gateway could
+        # overtake its own order there, be dropped as unknown, and leave the order resting.
         try:
-            gateway = self.registry.lookup(gateway_name(intent.venue, intent.account))
-            await gateway.tell(CancelOrder(venue=intent.venue, account=intent.account,
-                                           symbol=intent.symbol, client_id=client_id))
+            await self.registry.lookup(RISK).tell(cancel)
         except (ActorNotFoundError, ActorNotRunningError):
-            logger.warning("%s: cannot cancel %s: gateway gone", self.name, client_id)
+            try:  # risk is down: the gateway directly is better than no cancel at all
+                await self.registry.lookup(gateway_name(cancel.venue, cancel.account)).tell(
+                    cancel
+                )
+            except (ActorNotFoundError, ActorNotRunningError):
+                logger.warning("%s: cannot cancel %s: no risk, no gateway", self.name,
+                               cancel.client_id)
 
     def live_orders(self, venue: str, account: str, symbol: str) -> list[OwnOrder]:
         return [o for o in self.orders.values() if o.live and not o.cancel_sent
@@ -152,10 +167,18 @@ class Strategy(Actor, Generic[P]):
     # ---- what the gateway and risk report ------------------------------------------------
 
     async def on_order_accepted(self, message: OrderAccepted) -> None:
-        own = self.orders.get(message.order.client_id)
-        await self._update(message.order)
-        if own is not None:
-            await self.after_order_accepted(own, message.order)
+        order = message.order
+        own = self.orders.get(order.client_id)
+        if own is None:
+            if not order.status.is_terminal:
+                # Ours by id, but this instance does not know it (sent by a predecessor, or
+                # given up on): nothing may rest that no strategy is watching.
+                await self._send_cancel(CancelOrder(venue=order.venue, account=order.account,
+                                                    symbol=order.symbol,
+                                                    client_id=order.client_id))
+            return
+        await self._update(order)
+        await self.after_order_accepted(own, order)
 
     async def on_order_updated(self, message: OrderUpdated) -> None:
         await self._update(message.order)
@@ -170,6 +193,8 @@ class Strategy(Actor, Generic[P]):
 
     async def on_order_filled(self, message: OrderFilled) -> None:
         fill = message.fill
+        if not self.applied.add(fill_key(fill)):
+            return  # queued for the previous instance and already in the positions it read
         key = (fill.venue, fill.account, fill.symbol)
         self.positions[key] = self.positions.get(key, Decimal(0)) + fill.qty * fill.side.sign
         await self.after_fill(message)
@@ -207,8 +232,9 @@ class Strategy(Actor, Generic[P]):
         merged = {**msgspec.to_builtins(self.params), **message.params}
         try:
             params = msgspec.convert(merged, type(self.params), strict=False)
+            check_finite(params)
             self.validate_params(params)
-        except (msgspec.ValidationError, ParamsError) as exc:
+        except Exception as exc:  # any failed check is a rejection, never a crash
             return ParamsReply(params=msgspec.to_builtins(self.params),
                                schema=msgspec.json.schema(type(self.params)),
                                accepted=False, error=str(exc))
@@ -231,10 +257,17 @@ class Strategy(Actor, Generic[P]):
                            schema=msgspec.json.schema(type(params)))
 
 
+def check_finite(params: msgspec.Struct) -> None:
+    """Decimal accepts "NaN" and "Infinity"; no parameter may be either."""
+    for name in params.__struct_fields__:
+        value = getattr(params, name)
+        if isinstance(value, (Decimal, float)) and not math.isfinite(value):
+            raise ParamsError(f"{name} must be a finite number, got {value} (at `$.{name}`)")
+
+
 def _client_id_prefix(name: str) -> str:
-    tag = "".join(c for c in name if c in _ID_SAFE)[:10] or "s"
     # Milliseconds since the epoch, base 36: a restarted instance never reuses an id.
-    return f"{tag}-{_base36(time.time_ns() // 1_000_000)}-"
+    return f"{strategy_tag(name)}-{_base36(time.time_ns() // 1_000_000)}-"
 
 
 def _base36(number: int) -> str:

@@ -91,7 +91,12 @@ def quotes(
             price = instrument.round_price(reference * (1 + offset / BPS), side)
             qty, reduce_only = params.quantity, False
             if excess > 0 and layer == 0:
-                qty, reduce_only = max(excess, over_max), True
+                qty = max(excess, over_max)
+                # Reduce-only only where it trades against the position we hold: with a
+                # target away from zero, moving toward it may mean adding.
+                reduce_only = (position > 0 and side is Side.SELL) or (
+                    position < 0 and side is Side.BUY
+                )
             qty = instrument.round_qty(qty)
             if qty >= instrument.min_qty and price > 0 and qty * price >= instrument.min_notional:
                 wanted.append(Quote(side, price, qty, reduce_only))

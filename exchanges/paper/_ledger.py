@@ -59,6 +59,7 @@ class Ledger:
         self.quote_asset = quote_asset
         self.accounts: dict[str, AccountState] = {}
         self.fills: list[Fill] = []
+        self.funding: list[FundingPayment] = []
         self.last_ts_venue_ns = 0
 
     def account(self, name: str) -> AccountState:
@@ -87,6 +88,7 @@ class Ledger:
         elif isinstance(effect, FundingPayment):
             self._credit(account, self.quote_asset, effect.amount)
             account.funding_received += effect.amount
+            self.funding.append(effect)
         else:
             self._credit(account, effect.asset, effect.amount)
 

@@ -330,6 +330,13 @@ class PaperAccount:
             if fill.account == self._account and fill.ts_venue_ns >= since_ns
         ]
 
+    async def funding(self, since_ns: int) -> list[FundingPayment]:
+        await self._latency()
+        return [
+            payment for payment in self._venue.ledger.funding
+            if payment.account == self._account and payment.ts_venue_ns >= since_ns
+        ]
+
     @asynccontextmanager
     async def stream_user(self) -> AsyncIterator[AsyncIterator[UserEvent]]:
         send, receive = trio.open_memory_channel[UserEvent](STREAM_BUFFER)

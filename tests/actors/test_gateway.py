@@ -18,6 +18,7 @@ import trio
 from actors import Actor
 from actors.journal import EventRecorded
 from actors.messages import (
+    CancelOrder,
     OrderAccepted,
     OrderDenied,
     OrderFilled,
@@ -247,6 +248,8 @@ async def test_warm_restart_when_venue_changed_while_gateway_down_then_adopts_an
         assert all(check.agrees for check in status.position_checks)
         tracked = {o.client_id for o in status.open_orders}
         assert {"kept", "stranger"} <= tracked and "vanishes" not in tracked
+        # ...and its owner heard that it is gone, so it does not count on it any more.
+        assert kinds(seen, "vanishes")[-1] == "OrderUpdated:cancelled"
     adopted = [json.loads(e.detail)["client_id"]
                for e in events_of(steward_home, "reconcile_adopted_order")]
     closed = [json.loads(e.detail)["client_id"]
@@ -295,3 +298,43 @@ async def test_cold_restart_when_venue_changed_between_runs_then_adopts_and_reco
     fills = [json.loads(e.detail)["client_id"]
              for e in events_of(steward_home, "reconcile_adopted_fill")]
     assert adopted == ["stranger"] and closed == ["closed-meanwhile"] and fills == ["by-hand"]
+
+
+# ---- regressions from review -------------------------------------------------------------------
+
+
+async def test_cancel_when_sent_right_behind_its_order_then_never_overtakes_it(
+    autojump_clock, steward_home
+):
+    seen: list[Seen] = []
+    async with running_daemon(steward_home, quiet_config()) as daemon:
+        await add_probe(daemon, seen)
+        risk = daemon.root.registry.lookup("risk")
+        order = intent("quick", daemon=daemon)
+        await risk.tell(SubmitOrder(intent=order))
+        await risk.tell(CancelOrder(venue=VENUE, account=ACCOUNT, symbol=SYMBOL,
+                                    client_id="quick"))
+        await trio.sleep(1)
+        assert await venue_orders(daemon, "quick") == []
+        assert kinds(seen, "quick") == ["OrderAccepted:open", "OrderUpdated:cancelled"]
+
+
+async def test_cancel_when_its_outcome_is_unknown_then_gateway_keeps_running(
+    autojump_clock, steward_home
+):
+    seen: list[Seen] = []
+    async with running_daemon(steward_home, quiet_config(), wrap=FaultyAccount) as daemon:
+        await add_probe(daemon, seen)
+        await submit(daemon, intent("slow-cancel", daemon=daemon))
+        faulty(daemon).fail_next_cancel("lost_request")
+        risk = daemon.root.registry.lookup("risk")
+        await risk.tell(CancelOrder(venue=VENUE, account=ACCOUNT, symbol=SYMBOL,
+                                    client_id="slow-cancel"))
+        await trio.sleep(1)
+        gateway_row = next(a for a in daemon.root.snapshot() if a.path.endswith(GATEWAY))
+        assert gateway_row.restart_count == 0  # not crashed: nothing else was pulled
+        assert len(await venue_orders(daemon, "slow-cancel")) == 1  # the owner may retry
+        await risk.tell(CancelOrder(venue=VENUE, account=ACCOUNT, symbol=SYMBOL,
+                                    client_id="slow-cancel"))
+        await trio.sleep(1)
+        assert await venue_orders(daemon, "slow-cancel") == []

@@ -1077,3 +1077,21 @@ def test_check_order_when_denied_before_the_rate_check_then_no_bucket_is_touched
     if denial is not None and denial.reason is not DenyReason.ORDER_RATE:
         after = {key: (bucket.tokens, bucket.updated_s) for key, bucket in view.buckets.items()}
         assert after == before
+
+
+# ---- regressions from review -------------------------------------------------------------------
+
+
+def test_check_order_when_reducing_orders_stack_past_the_position_then_max_position_applies():
+    """Five sells each smaller than a long are not five reductions: what already rests on the
+    reducing side uses up the position first."""
+    # Arrange: long 0.4; 0.4 of sells already resting; a 0.3 sell would open a short
+    view = make_view(position="0.4")
+    for _ in range(4):  # 0.1 each
+        add_resting(view, side=Side.SELL, price=MID + 100)
+    config = RiskConfig(defaults=AccountLimits(max_position_notional=Decimal(10_000)))
+    intent = make_intent(side=Side.SELL, qty="0.3")
+    # Act
+    denial = check_order(intent, view, config, NOW_S)
+    # Assert: 0.4 - 0.4 resting - 0.3 leaves a 0.3 short, worth more than 10000
+    assert reason_of(denial) is DenyReason.MAX_POSITION

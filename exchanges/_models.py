@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from typing import Literal
 
 import msgspec
 
@@ -74,6 +75,12 @@ class Instrument(msgspec.Struct, frozen=True, kw_only=True):
     step_size: Decimal
     min_qty: Decimal
     min_notional: Decimal = Decimal(0)
+    kind: Literal["perp", "spot"] = "perp"
+    """Perpetual futures trade on margin and hold positions; spot trades balances."""
+
+    @property
+    def is_spot(self) -> bool:
+        return self.kind == "spot"
 
     def round_price(self, price: Decimal, side: Side) -> Decimal:
         """To the tick, away from crossing: bids round down, asks round up."""

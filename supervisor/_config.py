@@ -53,8 +53,9 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 class VenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     name: str
     kind: Literal["paper"]
-    accounts: dict[str, Decimal]
-    """Account name → starting balance in the quote asset (paper venues)."""
+    accounts: dict[str, Decimal | dict[str, Decimal]]
+    """Account name → starting balance in the quote asset, or `{ USDT = "10000", BTC = "0.2" }`
+    per asset (spot trading needs the base asset too). Paper venues."""
     quote_asset: str = "USDT"
     maker_fee_rate: Decimal = Decimal("0.0001")
     taker_fee_rate: Decimal = Decimal("0.00035")

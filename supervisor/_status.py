@@ -78,8 +78,11 @@ async def collect_status(root: Supervisor, assembly: Assembly) -> DaemonStatus:
         for account in venue_config.accounts:
             name = gateway_name(venue.name, account)
             open_orders.extend(await _ask_list(root, name, GetOrders(), VenueOrder))
+            spot = {i.symbol for (v, _), i in assembly.instruments.items()
+                    if v == venue.name and i.is_spot}
+            perp_positions = [p for p in positions if p.symbol not in spot]
             checks.extend(await _position_checks(assembly.account_client(venue.name, account),
-                                                 positions))
+                                                 perp_positions))
     snapshot = root.snapshot()
     return DaemonStatus(
         name=assembly.config.name, ts_ns=time.time_ns(), uptime_s=snapshot[0].uptime_s,

@@ -107,6 +107,9 @@ class MatchingEngine:
 
     def pay_funding(self, symbol: str, mark: Decimal, rate: Decimal, now_ns: int) -> None:
         """Longs pay shorts when the rate is positive: amount = -qty × mark × rate."""
+        instrument = self.instruments.get(symbol)
+        if instrument is None or instrument.is_spot:
+            return  # spot pays no funding
         for name, account in self.ledger.accounts.items():
             position = account.positions.get(symbol)
             if position is None or position.qty == 0:
@@ -188,7 +191,11 @@ class MatchingEngine:
         if self.ledger.is_open(account, request.client_id):
             raise self._reject(RejectReason.DUPLICATE_CLIENT_ID,
                                f"client id {request.client_id} is already open")
-        if request.reduce_only:
+        if instrument.is_spot:
+            if request.reduce_only:
+                raise self._reject(RejectReason.INVALID, "reduce-only is for futures, not spot")
+            self._check_spot_funds(account, request, instrument, reference)
+        elif request.reduce_only:
             if self._reducible(account, request.symbol, request.side) == 0:
                 raise self._reject(RejectReason.REDUCE_ONLY_WOULD_INCREASE,
                                    "reduce-only order would open or increase a position")
@@ -198,17 +205,51 @@ class MatchingEngine:
             raise self._reject(RejectReason.POST_ONLY_WOULD_TAKE,
                                "post-only order would take liquidity")
 
+    def _check_spot_funds(
+        self, account_name: str, request: OrderRequest, instrument: Instrument,
+        reference: Decimal,
+    ) -> None:
+        """Spot buys spend the quote asset, sells the base; what open orders lock is spent."""
+        account = self.ledger.account(account_name)
+        if request.side is Side.BUY:
+            asset = instrument.quote
+            needed = reference * request.qty * (1 + self.fees.taker_rate)
+            locked = sum(
+                ((o.qty - o.filled_qty) * (o.price or reference)
+                 for o in account.open_orders.values()
+                 if o.side is Side.BUY and self._quote_of(o.symbol) == asset),
+                ZERO,
+            )
+        else:
+            asset = instrument.base
+            needed = request.qty
+            locked = sum(
+                (o.qty - o.filled_qty for o in account.open_orders.values()
+                 if o.side is Side.SELL and o.symbol == instrument.symbol),
+                ZERO,
+            )
+        free = account.balances.get(asset, ZERO) - locked
+        if needed > free:
+            raise self._reject(RejectReason.INSUFFICIENT_MARGIN,
+                               f"needs {needed:.8f} {asset}, {free:.8f} free")
+
+    def _quote_of(self, symbol: str) -> str | None:
+        instrument = self.instruments.get(symbol)
+        return None if instrument is None else instrument.quote
+
     def _check_margin(self, account_name: str, new_notional: Decimal) -> None:
         account = self.ledger.account(account_name)
         equity = account.balances.get(self.ledger.quote_asset, ZERO)
         exposure = new_notional
         for symbol, position in account.positions.items():
+            if symbol in self.ledger.spot_assets:
+                continue  # spot inventory is paid for, not margined
             mid = self.books[symbol].mid if symbol in self.books else None
             if position.qty and mid is not None:
                 equity += position.qty * (mid - position.entry_price)
                 exposure += abs(position.qty) * mid
         for order in account.open_orders.values():
-            if order.price is not None:
+            if order.price is not None and order.symbol not in self.ledger.spot_assets:
                 exposure += (order.qty - order.filled_qty) * order.price
         if exposure > equity * self.max_leverage:
             raise self._reject(RejectReason.INSUFFICIENT_MARGIN,

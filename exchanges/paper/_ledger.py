@@ -54,9 +54,13 @@ class AccountState:
 class Ledger:
     """All accounts of one paper venue."""
 
-    def __init__(self, venue: str, quote_asset: str) -> None:
+    def __init__(
+        self, venue: str, quote_asset: str, spot_assets: dict[str, tuple[str, str]] | None = None
+    ) -> None:
         self.venue = venue
         self.quote_asset = quote_asset
+        self.spot_assets = dict(spot_assets or {})
+        """Spot symbol → (base, quote): their fills move both balances instead of margin."""
         self.accounts: dict[str, AccountState] = {}
         self.fills: list[Fill] = []
         self.funding: list[FundingPayment] = []
@@ -81,7 +85,13 @@ class Ledger:
             realized = account.position(effect.symbol).apply_fill(
                 effect.side, effect.qty, effect.price
             )
-            self._credit(account, self.quote_asset, realized)
+            spot = self.spot_assets.get(effect.symbol)
+            if spot is None:  # futures: margin moves by realized PnL
+                self._credit(account, self.quote_asset, realized)
+            else:  # spot: the trade itself moves both balances
+                base, quote = spot
+                self._credit(account, base, effect.qty * effect.side.sign)
+                self._credit(account, quote, -effect.qty * effect.price * effect.side.sign)
             self._credit(account, effect.fee_asset, -effect.fee)
             account.fees_paid += effect.fee
             self.fills.append(effect)
@@ -104,7 +114,7 @@ class Ledger:
             Position(venue=self.venue, account=account, symbol=symbol, qty=p.qty,
                      entry_price=p.entry_price)
             for symbol, p in sorted(state.positions.items())
-            if p.qty != 0
+            if p.qty != 0 and symbol not in self.spot_assets  # spot holds balances, not positions
         ]
 
     def balances(self, account: str, locked: Decimal = ZERO) -> list[Balance]:

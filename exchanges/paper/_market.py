@@ -14,6 +14,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Literal
 
 import msgspec
 
@@ -40,6 +41,7 @@ class SymbolSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     spread_ticks: int = 2
     level_qty: Decimal = Decimal(1)
     trade_rate_per_s: float = 4.0
+    kind: Literal["perp", "spot"] = "perp"
 
 
 @dataclass(frozen=True, slots=True)

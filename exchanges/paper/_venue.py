@@ -53,8 +53,9 @@ MARK_INTERVAL_S: Final = 1.0  # venues push mark price about once a second
 class PaperVenueConfig:
     name: str
     symbols: Sequence[SymbolSpec]
-    accounts: dict[str, Decimal]
-    """Account name → starting balance in the quote asset (deposited once, then persisted)."""
+    accounts: dict[str, Decimal | dict[str, Decimal]]
+    """Account name → starting balance in the quote asset, or asset → amount (spot needs the
+    base asset too). Deposited once, then persisted."""
     quote_asset: str = "USDT"
     fees: FeeSchedule = field(default_factory=FeeSchedule)
     max_leverage: Decimal = Decimal(10)
@@ -68,16 +69,17 @@ class PaperVenue:
     def __init__(self, config: PaperVenueConfig, state_dir: Path | None = None) -> None:
         self.config = config
         self.name = config.name
-        self.ledger = Ledger(config.name, config.quote_asset)
-        self._log = None if state_dir is None else EffectLog(state_dir / f"{config.name}.jsonl")
         self.instrument_list = [
             Instrument(
                 venue=config.name, symbol=s.symbol, base=s.base, quote=s.quote,
                 tick_size=s.tick_size, step_size=s.step_size, min_qty=s.min_qty,
-                min_notional=s.min_notional,
+                min_notional=s.min_notional, kind=s.kind,
             )
             for s in config.symbols
         ]
+        spot = {i.symbol: (i.base, i.quote) for i in self.instrument_list if i.is_spot}
+        self.ledger = Ledger(config.name, config.quote_asset, spot)
+        self._log = None if state_dir is None else EffectLog(state_dir / f"{config.name}.jsonl")
         if self._log is not None:
             for effect in self._log.load():
                 self.ledger.apply(effect)
@@ -105,9 +107,13 @@ class PaperVenue:
         if self._log is not None:
             self._log.open()
         now = self.now_ns()
-        for account, amount in self.config.accounts.items():
-            if account not in self.ledger.accounts:
-                self.engine.deposit(account, self.config.quote_asset, amount, now)
+        for account, holdings in self.config.accounts.items():
+            if account in self.ledger.accounts:
+                continue
+            if isinstance(holdings, Decimal):
+                holdings = {self.config.quote_asset: holdings}
+            for asset, amount in holdings.items():
+                self.engine.deposit(account, asset, amount, now)
         self._next_funding_s = trio.current_time() + self.config.funding_interval_s
 
     def close(self) -> None:

@@ -264,3 +264,64 @@ def test_ledger_when_replayed_from_effects_then_equal_to_live_state(ops):
     for effect in effects:
         replayed.apply(effect)
     assert replayed.accounts == engine.ledger.accounts
+
+
+# ---- spot ------------------------------------------------------------------------------------
+
+BTC_SPOT = Instrument(
+    venue="paper", symbol="BTC-USDT", base="BTC", quote="USDT", tick_size=D("0.5"),
+    step_size=D("0.001"), min_qty=D("0.001"), min_notional=D(5), kind="spot",
+)
+
+
+def make_spot_engine() -> tuple[MatchingEngine, list[PaperEffect]]:
+    effects: list[PaperEffect] = []
+    ledger = Ledger("paper", "USDT", {"BTC-USDT": ("BTC", "USDT")})
+    engine = MatchingEngine("paper", [BTC_SPOT], ledger, fees=FEES, on_effect=effects.append)
+    engine.deposit("a", "USDT", D(10_000), 0)
+    engine.deposit("a", "BTC", D("0.1"), 0)
+    bids = [Level(D(60_000) - D("0.5") * (i + 1), D(1)) for i in range(5)]
+    asks = [Level(D(60_000) + D("0.5") * (i + 1), D(1)) for i in range(5)]
+    engine.on_book("BTC-USDT", bids, asks, 1)
+    return engine, effects
+
+
+def spot_order(client_id: str, side: Side, qty: str, price: str | None = None) -> OrderRequest:
+    return OrderRequest(
+        client_id=client_id, symbol="BTC-USDT", side=side,
+        order_type=OrderType.LIMIT if price else OrderType.MARKET, qty=D(qty),
+        price=D(price) if price else None,
+        tif=TimeInForce.GTC if price else TimeInForce.IOC,
+    )
+
+
+def test_spot_buy_when_filled_then_base_up_and_quote_down_by_price_and_fee():
+    engine, effects = make_spot_engine()
+    engine.place("a", spot_order("b", Side.BUY, "0.05"), 2)
+    [fill] = fills_of(effects)
+    balances = engine.ledger.account("a").balances
+    assert balances["BTC"] == D("0.15")
+    assert balances["USDT"] == D(10_000) - fill.qty * fill.price - fill.fee
+    assert engine.ledger.positions("a") == []  # spot holds balances, not positions
+
+
+def test_spot_orders_when_funds_short_then_rejected_counting_what_open_orders_lock():
+    engine, _ = make_spot_engine()
+    with pytest.raises(VenueRejectedError) as info:
+        engine.place("a", spot_order("s", Side.SELL, "0.2"), 2)  # holds 0.1 BTC
+    assert info.value.reason is RejectReason.INSUFFICIENT_MARGIN
+    engine.place("a", spot_order("rest", Side.BUY, "0.16", "59000"), 2)  # locks 9440 USDT
+    with pytest.raises(VenueRejectedError):
+        engine.place("a", spot_order("more", Side.BUY, "0.02", "59000"), 3)  # 1180 > 560 free
+    with pytest.raises(VenueRejectedError) as info:
+        engine.place("a", OrderRequest(client_id="r", symbol="BTC-USDT", side=Side.SELL,
+                                       order_type=OrderType.MARKET, qty=D("0.01"),
+                                       reduce_only=True), 4)
+    assert info.value.reason is RejectReason.INVALID
+
+
+def test_spot_when_funding_time_comes_then_nothing_is_paid():
+    engine, effects = make_spot_engine()
+    engine.place("a", spot_order("b", Side.BUY, "0.05"), 2)
+    engine.pay_funding("BTC-USDT", D(60_000), D("0.001"), 3)
+    assert not [e for e in effects if isinstance(e, FundingPayment)]

@@ -139,6 +139,10 @@ class GetFeedStatus(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     pass
 
 
+class GetBalances(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """The gateway's account balances, as the venue reports them now (reply: list[Balance])."""
+
+
 # ---- events --------------------------------------------------------------------------------
 
 

@@ -31,6 +31,7 @@ import trio
 from actors import Actor, ActorNotFoundError, ActorNotRunningError, MailboxPolicy, Overflow
 from exchanges import (
     AccountClient,
+    Balance,
     Fill,
     FundingPayment,
     OrderOutcomeUnknownError,
@@ -51,6 +52,7 @@ from ..messages import (
     CancelAll,
     CancelOrder,
     FundingPaid,
+    GetBalances,
     GetOrders,
     OpenOrder,
     OpenOrdersReconciled,
@@ -237,6 +239,9 @@ class Gateway(Actor):
         for order in cancelled:
             await self._on_order_state(order)
         return cancelled
+
+    async def on_get_balances(self, message: GetBalances) -> list[Balance]:
+        return await self.client.balances()
 
     async def on_get_orders(self, message: GetOrders) -> list[VenueOrder]:
         return [

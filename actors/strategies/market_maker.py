@@ -2,6 +2,9 @@
 
 The reference is the quoted venue's own mid, or in follow mode another venue's mid, clamped
 to within `max_divergence_bps` of our own so one bad tick elsewhere cannot drag our quotes.
+On a spot symbol the inventory is the base balance, its target the base worth
+`base_asset_target_pct` of the account; past `rebalance_threshold_pct` from it the quotes come
+down and a taker order rebalances (spot has no reduce-only).
 Quotes are `max_orders` layers a side, `spread_bps` from the reference and `layer_step_bps`
 apart, shifted against inventory by `inventory_skew`. Past `target_position ±
 position_threshold` the side that would add is withdrawn and the other side carries the
@@ -21,10 +24,10 @@ from typing import ClassVar, Final
 import msgspec
 import trio
 
-from exchanges import BookTop, Instrument, Side, TimeInForce
+from exchanges import BookTop, Instrument, OrderType, Side, TimeInForce
 
 from ..feed import MarketTopics
-from ..messages import OrderFilled
+from ..messages import GetBalances, OrderFilled, gateway_name
 from ._base import ParamsError, Strategy
 from ._kinds import Leg, StrategyContext
 
@@ -55,12 +58,47 @@ class MarketMakerParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     follow_venue: str | None = None
     max_divergence_bps: Decimal = Decimal(50)
     order_expire_s: float | None = 120.0
+    base_asset_target_pct: Decimal = Decimal(50)
+    """Spot only: the share of the account's value to hold in the base asset."""
+    rebalance_threshold_pct: Decimal = Decimal(10)
+    """Spot only: past this many points from the target, a taker order rebalances to it."""
+    rebalance_max_qty: Decimal | None = None
+    """Spot only: the most one rebalancing order may trade (keep it under risk's order
+    limits); a larger imbalance takes several rounds."""
 
     def legs(self) -> list[Leg]:
         return [Leg(venue=self.venue, account=self.account, symbol=self.symbol)]
 
     def reference_venues(self) -> list[str]:
         return [] if self.follow_venue is None else [self.follow_venue]
+
+
+def spot_rebalance(
+    base: Decimal, quote_balance: Decimal, mid: Decimal, params: MarketMakerParams,
+    instrument: Instrument,
+) -> Quote | None:
+    """On spot: a taker order back to the target base share, once it drifted past the
+    threshold; None while within it. Pure."""
+    total = base * mid + quote_balance
+    if total <= 0:
+        return None
+    share_pct = base * mid / total * 100
+    if abs(share_pct - params.base_asset_target_pct) <= params.rebalance_threshold_pct:
+        return None
+    target_base = total * params.base_asset_target_pct / 100 / mid
+    qty = abs(target_base - base)
+    if params.rebalance_max_qty is not None:
+        qty = min(qty, params.rebalance_max_qty)
+    qty = instrument.round_qty(qty)
+    if qty < instrument.min_qty or qty * mid < instrument.min_notional:
+        return None
+    return Quote(Side.BUY if target_base > base else Side.SELL, mid, qty)
+
+
+def spot_target(base: Decimal, quote_balance: Decimal, mid: Decimal,
+                params: MarketMakerParams) -> Decimal:
+    """The base amount worth `base_asset_target_pct` of the account at `mid`."""
+    return (base * mid + quote_balance) * params.base_asset_target_pct / 100 / mid
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,10 +110,19 @@ class Quote:
 
 
 def quotes(
-    reference: Decimal, position: Decimal, params: MarketMakerParams, instrument: Instrument
+    reference: Decimal,
+    position: Decimal,
+    params: MarketMakerParams,
+    instrument: Instrument,
+    target: Decimal | None = None,
 ) -> list[Quote]:
-    """The quotes we want. Pure: no trio, no state."""
-    inventory = position - params.target_position
+    """The quotes we want. Pure: no trio, no state.
+
+    `position` is the futures position, or on spot the base balance; `target` overrides
+    `params.target_position` (spot: the base amount worth `base_asset_target_pct`).
+    """
+    target_position = params.target_position if target is None else target
+    inventory = position - target_position
     ratio = max(Decimal(-1), min(Decimal(1), inventory / params.max_position))
     shift_bps = -ratio * params.inventory_skew * params.spread_bps
     excess = abs(inventory) - params.position_threshold
@@ -94,8 +141,8 @@ def quotes(
                 qty = max(excess, over_max)
                 # Reduce-only only where it trades against the position we hold: with a
                 # target away from zero, moving toward it may mean adding.
-                reduce_only = (position > 0 and side is Side.SELL) or (
-                    position < 0 and side is Side.BUY
+                reduce_only = not instrument.is_spot and (
+                    (position > 0 and side is Side.SELL) or (position < 0 and side is Side.BUY)
                 )
             qty = instrument.round_qty(qty)
             if qty >= instrument.min_qty and price > 0 and qty * price >= instrument.min_notional:
@@ -172,12 +219,40 @@ class MarketMaker(Strategy[MarketMakerParams]):
         last = self.last_reference
         return last is not None and abs(reference - last) / last * BPS >= self.params.requote_bps
 
+    async def _spot_inventory(
+        self, reference: Decimal
+    ) -> tuple[Decimal, Decimal] | tuple[None, None]:
+        """Spot: (base balance, target base) to quote around, or (None, None) after sending
+        a rebalancing taker order (quotes wait for the account to be back near its target)."""
+        params, instrument = self.params, self.instrument
+        gateway = self.registry.lookup(gateway_name(params.venue, params.account))
+        balances = {b.asset: b.total for b in await gateway.ask(GetBalances())}
+        base = balances.get(instrument.base, Decimal(0))
+        quote_balance = balances.get(instrument.quote, Decimal(0))
+        rebalance = spot_rebalance(base, quote_balance, reference, params, instrument)
+        if rebalance is not None and not self.live_orders(params.venue, params.account,
+                                                          params.symbol):
+            await self.submit(params.venue, params.account, params.symbol, rebalance.side,
+                              rebalance.qty, order_type=OrderType.MARKET, tif=TimeInForce.IOC)
+            return None, None
+        if rebalance is not None:
+            for own in self.live_orders(params.venue, params.account, params.symbol):
+                await self.cancel(own.intent.client_id)  # quotes down first, then rebalance
+            return None, None
+        return base, spot_target(base, quote_balance, reference, params)
+
     async def _requote(self, reference: Decimal) -> None:
         params = self.params
         self.last_quote_s = trio.current_time()
         self.last_reference = reference
-        position = self.position(params.venue, params.account, params.symbol)
-        wanted = quotes(reference, position, params, self.instrument)
+        target = None
+        if self.instrument.is_spot:
+            position, target = await self._spot_inventory(reference)
+            if position is None:
+                return
+        else:
+            position = self.position(params.venue, params.account, params.symbol)
+        wanted = quotes(reference, position, params, self.instrument, target)
         stale = []
         for own in self.live_orders(params.venue, params.account, params.symbol):
             intent = own.intent
@@ -203,3 +278,4 @@ class MarketMaker(Strategy[MarketMakerParams]):
 def build_market_maker(params: msgspec.Struct, context: StrategyContext) -> MarketMaker:
     assert isinstance(params, MarketMakerParams)
     return MarketMaker(params, context.topics, context.instruments[(params.venue, params.symbol)])
+

@@ -5,11 +5,15 @@ from __future__ import annotations
 from decimal import Decimal
 
 import msgspec
+import trio
 
 from actors.feed import MarketTopics
 from actors.messages import UpdateParams, strategy_tag
 from actors.strategies import MarketMaker, MarketMakerParams, quotes
+from actors.strategies.market_maker import spot_rebalance, spot_target
 from exchanges import Instrument, Side
+from supervisor._config import StrategyConfig
+from tests.trading import paper_config, running_daemon
 
 D = Decimal
 BTC = Instrument(venue="paper-a", symbol="BTC-PERP", base="BTC", quote="USDT",
@@ -91,3 +95,65 @@ async def test_update_params_when_valid_then_next_quotes_use_it():
 def test_client_id_tags_when_names_share_a_prefix_then_differ():
     assert strategy_tag("market_maker_btc") != strategy_tag("market_maker_eth")
     assert len(strategy_tag("a" * 200)) <= 10
+
+
+# ---- spot mode ---------------------------------------------------------------------------------
+
+BTC_SPOT = msgspec.structs.replace(BTC, symbol="BTC-USDT", kind="spot")
+SPOT = msgspec.structs.replace(PARAMS, symbol="BTC-USDT", base_asset_target_pct=D(50),
+                               rebalance_threshold_pct=D(10))
+
+
+def test_spot_rebalance_when_within_threshold_then_nothing_beyond_then_back_to_target():
+    # 0.1 BTC at 60000 = 6000 of 12000: exactly the 50 % target
+    assert spot_rebalance(D("0.1"), D(6_000), MID, SPOT, BTC_SPOT) is None
+    # 60 % in base: at the threshold's edge, still nothing
+    assert spot_rebalance(D("0.12"), D(4_800), MID, SPOT, BTC_SPOT) is None
+    # all quote: buy half the value
+    order = spot_rebalance(D(0), D(12_000), MID, SPOT, BTC_SPOT)
+    assert order is not None and (order.side, order.qty) == (Side.BUY, D("0.1"))
+    order = spot_rebalance(D("0.2"), D(0), MID, SPOT, BTC_SPOT)
+    assert order is not None and (order.side, order.qty) == (Side.SELL, D("0.1"))
+    capped = msgspec.structs.replace(SPOT, rebalance_max_qty=D("0.03"))
+    order = spot_rebalance(D(0), D(12_000), MID, capped, BTC_SPOT)
+    assert order is not None and order.qty == D("0.03")
+
+
+def test_spot_quotes_when_far_from_target_then_never_reduce_only():
+    target = spot_target(D("0.2"), D(0), MID, SPOT)
+    wanted = quotes(MID, D("0.2"), SPOT, BTC_SPOT, target)
+    assert wanted and not any(q.reduce_only for q in wanted)
+
+
+async def test_spot_market_maker_when_run_then_rebalances_to_target_and_quotes(
+    autojump_clock, steward_home
+):
+    config = paper_config()
+    assert config.paper is not None
+    spot_symbol = msgspec.structs.replace(config.paper.symbols[0], symbol="BTC-USDT",
+                                          kind="spot")
+    paper = msgspec.structs.replace(config.paper, symbols=[*config.paper.symbols, spot_symbol])
+    venues = [msgspec.structs.replace(
+        config.venues[0], accounts={**config.venues[0].accounts,
+                                    "spot": {"USDT": D(20_000), "BTC": D(0)}},
+    ), *config.venues[1:]]
+    strategy = StrategyConfig(name="mm-spot", kind="market_maker", params={
+        "venue": "paper-a", "account": "spot", "symbol": "BTC-USDT", "quantity": "0.005",
+        "max_position": "0.2", "spread_bps": "1.5", "interval_s": 2.0,
+        "base_asset_target_pct": "50", "rebalance_threshold_pct": "10",
+        "rebalance_max_qty": "0.05",  # 3000 USDT a step, under risk's 5000 order limit
+    })
+    config = msgspec.structs.replace(config, paper=paper, venues=venues, strategies=[strategy])
+    async with running_daemon(steward_home, config) as daemon:
+        await trio.sleep(120)
+        venue = daemon.assembly.venues["paper-a"]
+        balances = venue.ledger.account("spot").balances
+        mid = venue.engine.books["BTC-USDT"].mid
+        assert mid is not None
+        share = balances["BTC"] * mid / (balances["BTC"] * mid + balances["USDT"]) * 100
+        assert abs(share - 50) <= 10 + 2  # within the threshold (a step of slack)
+        fills = [f for f in venue.ledger.fills if f.symbol == "BTC-USDT"]
+        assert any(f.liquidity.value == "taker" for f in fills)  # the rebalance
+        assert any(f.liquidity.value == "maker" for f in fills)  # and quoting after it
+        status = await daemon.status()
+        assert all(a.restart_count == 0 for a in status.actors)

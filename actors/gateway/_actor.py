@@ -321,10 +321,15 @@ class Gateway(Actor):
             except OrderOutcomeUnknownError:
                 return await self._find(intent)
             except VenueTransportError as exc:
+                # The request may have arrived and executed (a market order fills at once and
+                # is then no longer "open", so a venue may not refuse its id twice): ask first.
+                found = await self._find(intent)
+                if found is not None:
+                    return found
                 if attempt == PLACE_ATTEMPTS:
                     logger.error("%s: %s not placed after %d attempts: %s", self.name,
                                  intent.client_id, attempt, exc)
-                    return await self._find(intent)
+                    return None
                 await trio.sleep(RETRY_DELAY_S * attempt)
         raise AssertionError("unreachable")
 

@@ -2,7 +2,7 @@
 
 Rules, as on the live venues:
 - Filters first: unknown symbol, price off the tick, qty off the step or under the minimum,
-  notional under the minimum (reduce-only is exempt), duplicate client id among open orders,
+  notional under the minimum (reduce-only is exempt), a client id used before (open or not),
   reduce-only that would increase, margin beyond `max_leverage`. Each refusal raises
   VenueRejectedError with its reason and changes nothing.
 - Post-only that would cross the book is rejected. IOC and market orders walk the book and
@@ -188,9 +188,9 @@ class MatchingEngine:
         if not request.reduce_only and reference * request.qty < instrument.min_notional:
             raise self._reject(RejectReason.MIN_NOTIONAL, f"notional under "
                                f"{instrument.min_notional}")
-        if self.ledger.is_open(account, request.client_id):
+        if self.ledger.used(account, request.client_id):
             raise self._reject(RejectReason.DUPLICATE_CLIENT_ID,
-                               f"client id {request.client_id} is already open")
+                               f"client id {request.client_id} was used already")
         if instrument.is_spot:
             if request.reduce_only:
                 raise self._reject(RejectReason.INVALID, "reduce-only is for futures, not spot")

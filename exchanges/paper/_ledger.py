@@ -41,6 +41,8 @@ class AccountState:
     positions: dict[str, PositionState] = field(default_factory=dict)
     open_orders: dict[str, VenueOrder] = field(default_factory=dict)
     """By client id: only orders that are not terminal."""
+    client_ids: set[str] = field(default_factory=set)
+    """Every client id the account ever used: a repeat is refused, open or not."""
     fees_paid: Decimal = ZERO
     funding_received: Decimal = ZERO
 
@@ -77,6 +79,7 @@ class Ledger:
         self.last_ts_venue_ns = max(self.last_ts_venue_ns, effect.ts_venue_ns)
         account = self.account(effect.account)
         if isinstance(effect, VenueOrder):
+            account.client_ids.add(effect.client_id)
             if effect.status.is_terminal:
                 account.open_orders.pop(effect.client_id, None)
             else:
@@ -131,6 +134,9 @@ class Ledger:
 
     def is_open(self, account: str, client_id: str) -> bool:
         return client_id in self.account(account).open_orders
+
+    def used(self, account: str, client_id: str) -> bool:
+        return client_id in self.account(account).client_ids
 
     @staticmethod
     def is_live(order: VenueOrder) -> bool:

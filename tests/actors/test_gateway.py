@@ -338,3 +338,19 @@ async def test_cancel_when_its_outcome_is_unknown_then_gateway_keeps_running(
                                     client_id="slow-cancel"))
         await trio.sleep(1)
         assert await venue_orders(daemon, "slow-cancel") == []
+
+
+async def test_submit_when_market_order_answer_lost_then_executed_once(
+    autojump_clock, steward_home
+):
+    seen: list[Seen] = []
+    async with running_daemon(steward_home, quiet_config(), wrap=FaultyAccount) as daemon:
+        await add_probe(daemon, seen)
+        faulty(daemon).fail_next_place("lost_response")
+        await submit(daemon, intent("mkt-1", daemon=daemon, order_type=OrderType.MARKET,
+                                    tif=TimeInForce.IOC))
+        fills = [f for f in daemon.assembly.venues[VENUE].ledger.fills
+                 if f.client_id == "mkt-1"]
+        assert sum(f.qty for f in fills) == Decimal("0.01")  # filled once, not twice
+        status = await daemon.status()
+        assert [p.qty for p in status.positions if p.strategy == "probe"] == [Decimal("0.01")]

@@ -1,5 +1,5 @@
-"""The paper configuration end to end: it trades on both venues, and the journal, our
-positions and the paper venues agree exactly afterwards."""
+"""The paper configuration end to end: every strategy trades on both venues, and the journal,
+our positions and the paper venues agree exactly afterwards."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import trio
 
 from actors.messages import TradingState
 from exchanges import Liquidity
-from tests.trading import journal_store, running_daemon
+from tests.trading import journal_store, paper_config, running_daemon
 
 THIRTY_MINUTES_S = 30 * 60
 
@@ -41,15 +41,23 @@ async def test_paper_config_when_run_30_virtual_minutes_then_trades_and_all_agre
         journaled = {(r.fill.venue, r.fill.fill_id): r.fill for r in store.fills()}
         at_venues = {(f.venue, f.fill_id): f for v in venues.values() for f in v.ledger.fills}
         assert journaled == at_venues
+        # Every strategy traded, and each fill is attributed to the strategy that made it.
+        by_strategy = Counter(r.strategy for r in store.fills())
+        strategies = {s.name for s in paper_config().strategies}
+        assert strategies <= set(by_strategy), by_strategy
         # Nothing is left resting: the strategies and gateways cancelled on stop.
-        assert all(not v.ledger.open_orders("mm") for v in venues.values())
+        assert all(not v.ledger.open_orders(account)
+                   for v in venues.values() for account in v.ledger.accounts)
         assert store.open_orders() == []
     finally:
         store.close()
     # Balances moved by exactly PnL, fees and funding (checked inside the venue's ledger).
+    deposits = {(v.name, a): Decimal(amount) for v in paper_config().venues
+                for a, amount in v.accounts.items() if not isinstance(amount, dict)}
     for venue in venues.values():
-        account = venue.ledger.account("mm")
-        realized = sum((p.realized_pnl for p in account.positions.values()), Decimal(0))
-        assert account.balances["USDT"] == (
-            Decimal(20_000) + realized - account.fees_paid + account.funding_received
-        )
+        for name, account in venue.ledger.accounts.items():
+            realized = sum((p.realized_pnl for p in account.positions.values()), Decimal(0))
+            assert account.balances["USDT"] == (
+                deposits[(venue.name, name)] + realized - account.fees_paid
+                + account.funding_received
+            )

@@ -18,7 +18,15 @@ import msgspec
 import trio
 
 from actors import Actor, ActorNotFoundError, ActorNotRunningError
-from exchanges import BookTop, Fill, FundingPayment, PositionState, VenueOrder
+from exchanges import (
+    BookTop,
+    Fill,
+    FundingPayment,
+    OrderType,
+    PositionState,
+    TimeInForce,
+    VenueOrder,
+)
 
 from .._recent import RecentIds
 from ..feed import MarketTopics
@@ -98,8 +106,9 @@ class Risk(Actor):
         if denial is not None:
             await self._deny(message, denial)
             return
+        rests = intent.order_type is OrderType.LIMIT and intent.tif is not TimeInForce.IOC
         self.view.resting.setdefault((intent.venue, intent.account), {})[intent.client_id] = (
-            RestingOrder(intent.symbol, intent.side, intent.price, intent.qty)
+            RestingOrder(intent.symbol, intent.side, intent.price, intent.qty, rests)
         )
         try:
             gateway = self.registry.lookup(gateway_name(intent.venue, intent.account))
@@ -144,7 +153,14 @@ class Risk(Actor):
             await self._halt_on_daily_loss()
 
     async def on_cancel_order(self, message: CancelOrder) -> None:
-        """Cancels take the submits' path, so a cancel never overtakes its own order."""
+        """Cancels take the submits' path, so a cancel never overtakes its own order. An order
+        being cancelled still counts toward limits, but the gateway takes it down before it
+        places anything sent after, so it can no longer be crossed."""
+        order = self.view.resting.get((message.venue, message.account), {}).get(
+            message.client_id
+        )
+        if order is not None:
+            order.rests = False
         await self._to_gateway(message.venue, message.account, message)
 
     def _apply_funding(self, payment: FundingPayment) -> None:

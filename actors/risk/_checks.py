@@ -34,6 +34,9 @@ class RestingOrder:
     side: Side
     price: Decimal | None
     remaining: Decimal
+    rests: bool = True
+    """False for IOC and market orders in flight: they count toward limits, but never rest on
+    the book, so nothing can trade against them (self-trade prevention skips them)."""
 
 
 @dataclass(slots=True)
@@ -98,6 +101,10 @@ def check_order(
     if intent.reduce_only and not reduces:
         return Denial(DenyReason.REDUCE_ONLY_STATE, "reduce-only order would not reduce")
     reference = view.references.get((intent.venue, intent.symbol))
+    if intent.reduce_only and reduces:
+        # De-risking must not wait for a fresh price: a stale feed is when it matters most.
+        return check_self_trade(intent, view, config) or check_open_orders(
+            intent, view, limits) or check_rate(intent, view, limits, now_s)
     denial = (
         check_reference(reference, limits, now_s)
         or check_price_band(intent, reference, limits)
@@ -179,7 +186,8 @@ def check_self_trade(intent: OrderIntent, view: RiskView, config: RiskConfig) ->
         if venue != intent.venue:
             continue  # different venues cannot match each other
         for client_id, order in view.resting.get((venue, account), {}).items():
-            if order.symbol != intent.symbol or order.side is intent.side or order.price is None:
+            if (order.symbol != intent.symbol or order.side is intent.side
+                    or order.price is None or not order.rests):
                 continue
             if _would_cross(intent, order.price):
                 return Denial(DenyReason.SELF_TRADE, f"would cross {venue}/{account} order "

@@ -27,8 +27,8 @@ import trio
 from exchanges import BookTop, Instrument, OrderType, Side, TimeInForce
 
 from ..feed import MarketTopics
-from ..messages import GetBalances, OrderFilled, gateway_name
-from ._base import ParamsError, Strategy
+from ..messages import GetBalances, OrderFilled, OrderIntent, gateway_name
+from ._base import ParamsError, Strategy, check_finite
 from ._kinds import Leg, StrategyContext
 
 logger = logging.getLogger(__name__)
@@ -65,6 +65,20 @@ class MarketMakerParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     rebalance_max_qty: Decimal | None = None
     """Spot only: the most one rebalancing order may trade (keep it under risk's order
     limits); a larger imbalance takes several rounds."""
+
+    def __post_init__(self) -> None:
+        # Checked wherever parameters are made: the config file and live updates alike.
+        check_finite(self)  # before any comparison: NaN compares by raising
+        if self.quantity <= 0:
+            raise ValueError("quantity must be > 0")
+        if self.max_position <= 0:
+            raise ValueError("max_position must be > 0")
+        if not 0 <= self.inventory_skew <= 1:
+            raise ValueError("inventory_skew must be within 0..1")
+        if self.max_orders < 1:
+            raise ValueError("max_orders must be >= 1")
+        if self.spread_bps <= 0 or self.layer_step_bps < 0:
+            raise ValueError("spread_bps must be > 0 and layer_step_bps >= 0")
 
     def legs(self) -> list[Leg]:
         return [Leg(venue=self.venue, account=self.account, symbol=self.symbol)]
@@ -168,14 +182,6 @@ class MarketMaker(Strategy[MarketMakerParams]):
         self.topics.books.subscribe(self.ref)
 
     def validate_params(self, params: MarketMakerParams) -> None:
-        if params.quantity <= 0:
-            raise ParamsError("quantity must be > 0 (at `$.quantity`)")
-        if params.max_position <= 0:
-            raise ParamsError("max_position must be > 0 (at `$.max_position`)")
-        if not 0 <= params.inventory_skew <= 1:
-            raise ParamsError("inventory_skew must be within 0..1 (at `$.inventory_skew`)")
-        if params.max_orders < 1:
-            raise ParamsError("max_orders must be >= 1 (at `$.max_orders`)")
         if (params.venue, params.account, params.symbol) != (
             self.params.venue, self.params.account, self.params.symbol
         ):
@@ -262,9 +268,13 @@ class MarketMaker(Strategy[MarketMakerParams]):
                 wanted.remove(match)  # keep it: same side, price, size
             else:
                 stale.append(intent.client_id)
-        # New quotes first, then the stale ones come down: the market moved, and a cancel
-        # sent first would queue ahead of every new order at the gateway. The brief overlap
-        # is bounded: risk counts resting orders against the position limit.
+        # Stale quotes a new one would cross come down first (never trade with ourselves);
+        # the rest after the new quotes: a cancel sent first queues ahead of every new order
+        # at the gateway. The brief overlap is bounded: risk counts resting orders.
+        crossed = [cid for cid in stale if _crossed_by(self.orders[cid].intent, wanted)]
+        for client_id in crossed:
+            await self.cancel(client_id)
+        stale = [cid for cid in stale if cid not in crossed]
         for quote in wanted:
             await self.submit(
                 params.venue, params.account, params.symbol, quote.side, quote.qty,
@@ -279,3 +289,14 @@ def build_market_maker(params: msgspec.Struct, context: StrategyContext) -> Mark
     assert isinstance(params, MarketMakerParams)
     return MarketMaker(params, context.topics, context.instruments[(params.venue, params.symbol)])
 
+
+def _crossed_by(order: OrderIntent, wanted: list[Quote]) -> bool:
+    """Whether a wanted quote on the other side would trade with this resting order."""
+    price = order.price
+    if price is None:
+        return False
+    return any(
+        (q.side is Side.BUY and order.side is Side.SELL and q.price >= price)
+        or (q.side is Side.SELL and order.side is Side.BUY and q.price <= price)
+        for q in wanted
+    )

@@ -14,6 +14,8 @@ PACKAGES = [
     "actors.lowlevel",
     "actors.risk",
     "actors.strategies",
+    "actors.strategies.hedge",
+    "actors.strategies.spread_arb",
     "exchanges",
     "exchanges.paper",
     "supervisor",

@@ -171,6 +171,15 @@ class OrderUpdated(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     order: VenueOrder
 
 
+class OrderCancelFailed(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """A cancel did not go through (refused, or its outcome unknown): the order may still
+    rest, so its owner must treat it as live and cancel again."""
+
+    strategy: str
+    cancel: CancelOrder
+    reason: str
+
+
 class OrderFilled(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     """A fill, already in the journal."""
 

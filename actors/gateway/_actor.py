@@ -57,6 +57,7 @@ from ..messages import (
     OpenOrder,
     OpenOrdersReconciled,
     OrderAccepted,
+    OrderCancelFailed,
     OrderFilled,
     OrderIntent,
     OrderRejected,
@@ -218,14 +219,19 @@ class Gateway(Actor):
         try:
             order = await self.client.cancel_order(message.symbol, message.client_id)
         except VenueRejectedError as exc:
-            if exc.reason is not RejectReason.UNKNOWN_ORDER:
-                logger.warning("%s: cancel %s refused: %s", self.name, message.client_id, exc)
-            return  # already gone: its final state arrives on the user stream
+            if exc.reason is RejectReason.UNKNOWN_ORDER:
+                return  # already gone: its final state arrives on the user stream
+            logger.warning("%s: cancel %s refused: %s", self.name, message.client_id, exc)
+            await self._tell(tracked.strategy, OrderCancelFailed(
+                strategy=tracked.strategy, cancel=message, reason=exc.reason.value))
+            return
         except (VenueTransportError, OrderOutcomeUnknownError) as exc:
-            # Whether the venue cancelled it shows on the user stream (or at the next
-            # reconcile); the owner can cancel again. Not worth pulling every order for.
+            # If the venue did cancel it, the user stream (or the next reconcile) says so;
+            # if not, its owner must know it still rests. Not worth pulling every order for.
             logger.warning("%s: cancel %s outcome unknown: %s", self.name, message.client_id,
                            exc)
+            await self._tell(tracked.strategy, OrderCancelFailed(
+                strategy=tracked.strategy, cancel=message, reason="outcome_unknown"))
             return
         await self._on_order_state(order)
 

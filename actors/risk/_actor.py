@@ -153,14 +153,9 @@ class Risk(Actor):
             await self._halt_on_daily_loss()
 
     async def on_cancel_order(self, message: CancelOrder) -> None:
-        """Cancels take the submits' path, so a cancel never overtakes its own order. An order
-        being cancelled still counts toward limits, but the gateway takes it down before it
-        places anything sent after, so it can no longer be crossed."""
-        order = self.view.resting.get((message.venue, message.account), {}).get(
-            message.client_id
-        )
-        if order is not None:
-            order.rests = False
+        """Cancels take the submits' path, so a cancel never overtakes its own order. The order
+        stays crossable until the venue confirms it ended: a cancel can fail, and a sibling
+        account's orders go through another gateway, in no order with this cancel."""
         await self._to_gateway(message.venue, message.account, message)
 
     def _apply_funding(self, payment: FundingPayment) -> None:
@@ -219,8 +214,9 @@ class Risk(Actor):
         if order.status.is_terminal:
             self._forget(venue, account, client_id)
             return
+        rests = order.order_type is OrderType.LIMIT and order.tif is not TimeInForce.IOC
         self.view.resting.setdefault((venue, account), {})[client_id] = RestingOrder(
-            order.symbol, order.side, order.price, order.qty - order.filled_qty
+            order.symbol, order.side, order.price, order.qty - order.filled_qty, rests
         )
 
     def _forget(self, venue: str, account: str, client_id: str) -> None:

@@ -101,12 +101,18 @@ def check_order(
     if intent.reduce_only and not reduces:
         return Denial(DenyReason.REDUCE_ONLY_STATE, "reduce-only order would not reduce")
     reference = view.references.get((intent.venue, intent.symbol))
-    if intent.reduce_only and reduces:
-        # De-risking must not wait for a fresh price: a stale feed is when it matters most.
-        return check_self_trade(intent, view, config) or check_open_orders(
-            intent, view, limits) or check_rate(intent, view, limits, now_s)
+    de_risking = intent.reduce_only and reduces
+    stale = check_reference(reference, limits, now_s)
+    if de_risking and stale is not None:
+        # De-risking must not wait for a fresh price (a stale feed is when it matters most);
+        # what can be checked without one still is: size, self-trade, open orders, rate.
+        known = reference if reference is not None and reference[0] > 0 else None
+        return (check_order_size(intent, known, limits)
+                or check_self_trade(intent, view, config)
+                or check_open_orders(intent, view, limits)
+                or check_rate(intent, view, limits, now_s))
     denial = (
-        check_reference(reference, limits, now_s)
+        stale
         or check_price_band(intent, reference, limits)
         or check_order_size(intent, reference, limits)
         or check_self_trade(intent, view, config)

@@ -35,6 +35,7 @@ from ..messages import (
     GetParams,
     GetPositions,
     OrderAccepted,
+    OrderCancelFailed,
     OrderDenied,
     OrderFilled,
     OrderIntent,
@@ -170,18 +171,23 @@ class Strategy(Actor, Generic[P]):
         order = message.order
         own = self.orders.get(order.client_id)
         if own is None:
-            if not order.status.is_terminal:
-                # Ours by id, but this instance does not know it (sent by a predecessor, or
-                # given up on): nothing may rest that no strategy is watching.
-                await self._send_cancel(CancelOrder(venue=order.venue, account=order.account,
-                                                    symbol=order.symbol,
-                                                    client_id=order.client_id))
+            await self._cancel_stranger(order)
             return
         await self._update(order)
         await self.after_order_accepted(own, order)
 
     async def on_order_updated(self, message: OrderUpdated) -> None:
+        if message.order.client_id not in self.orders:
+            await self._cancel_stranger(message.order)
+            return
         await self._update(message.order)
+
+    async def _cancel_stranger(self, order: VenueOrder) -> None:
+        """Ours by attribution, unknown to this instance (a predecessor's, or adopted by
+        reconciliation): nothing may rest that no strategy is watching."""
+        if not order.status.is_terminal:
+            await self._send_cancel(CancelOrder(venue=order.venue, account=order.account,
+                                                symbol=order.symbol, client_id=order.client_id))
 
     async def on_order_rejected(self, message: OrderRejected) -> None:
         await self._end(message.intent.client_id, OrderStatus.REJECTED, message.reason)
@@ -190,6 +196,13 @@ class Strategy(Actor, Generic[P]):
         logger.debug("%s: %s denied by risk: %s", self.name, message.intent.client_id,
                      message.detail)
         await self._end(message.intent.client_id, OrderStatus.REJECTED, message.reason.value)
+
+    async def on_order_cancel_failed(self, message: OrderCancelFailed) -> None:
+        own = self.orders.get(message.cancel.client_id)
+        if own is not None and own.live:
+            own.cancel_sent = False  # live again: the next decision (or on_stop) cancels anew
+            logger.warning("%s: cancel of %s failed (%s); it may still rest", self.name,
+                           message.cancel.client_id, message.reason)
 
     async def on_order_filled(self, message: OrderFilled) -> None:
         fill = message.fill

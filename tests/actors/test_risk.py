@@ -1095,3 +1095,14 @@ def test_check_order_when_reducing_orders_stack_past_the_position_then_max_posit
     denial = check_order(intent, view, config, NOW_S)
     # Assert: 0.4 - 0.4 resting - 0.3 leaves a 0.3 short, worth more than 10000
     assert reason_of(denial) is DenyReason.MAX_POSITION
+
+
+def test_check_order_when_reduce_only_and_reference_fresh_then_band_and_size_still_apply():
+    """De-risking skips only what needs a fresh price when the price is stale; with a fresh
+    one the fat-finger band and the size limits still hold (review: they were skipped)."""
+    far = make_intent(side=Side.SELL, qty="0.5", price="30000", reduce_only=True)
+    assert reason_of(check_order(far, make_view(position="0.5"), make_config(), NOW_S)) is (
+        DenyReason.PRICE_BAND)
+    huge = make_market(side=Side.SELL, qty="500", reduce_only=True)
+    assert reason_of(check_order(huge, make_view(position="0.5"), make_config(), NOW_S)) in (
+        DenyReason.MAX_ORDER_QTY, DenyReason.MAX_ORDER_NOTIONAL)

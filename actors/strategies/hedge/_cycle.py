@@ -151,6 +151,11 @@ def decide(cycle: Cycle, seen: Observation, params: HedgeParams, maker: Instrume
         role = correction_role(seen.exposure, seen.failures, params)
         side = Side.SELL if seen.exposure > 0 else Side.BUY
         hedging = dataclasses.replace(hedging, unwound=cycle.unwound or role is Role.UNWIND)
+        maker_order = seen.maker_order
+        if role is Role.UNWIND and maker_order is not None:
+            # An unwind trades on the maker account: our own resting maker order would be
+            # crossed (risk refuses that), and could keep filling. It comes down first.
+            return Decision(hedging, None if maker_order.cancelling else CancelMaker())
         return Decision(hedging, Correct(role, side, abs(seen.exposure)))
     order = seen.maker_order
     if cycle.unwound:

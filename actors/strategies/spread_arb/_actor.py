@@ -90,6 +90,7 @@ class SpreadArb(Strategy[SpreadArbParams]):
         super().__init__(params, topics)
         self.instruments = instruments
         self.min_qty = (instruments[0].min_qty, instruments[1].min_qty)
+        self.steps = (instruments[0].step_size, instruments[1].step_size)
         self.book_a: SeenBook | None = None
         self.book_b: SeenBook | None = None
         self.state = ArbState()
@@ -251,7 +252,7 @@ class SpreadArb(Strategy[SpreadArbParams]):
         if arb.phase is not Phase.CLOSING and arb.settled:
             # Entry done, or an open one's legs changed under it: what is hedged now?
             before = arb.phase
-            if hedge(arb, self.min_qty) is Phase.CLOSING and arb is not self._adopted:
+            if hedge(arb, self.min_qty, self.steps) is Phase.CLOSING and arb is not self._adopted:
                 if before is Phase.OPENING:
                     self._failed_entries += 1
                 logger.warning("%s: arbitrage %d: legs hold %s and %s, not a hedge; unwinding",
@@ -266,7 +267,7 @@ class SpreadArb(Strategy[SpreadArbParams]):
             await self._repair(arb)
 
     async def _repair(self, arb: ArbPosition) -> None:
-        for repair in repairs(arb, self.min_qty):
+        for repair in repairs(arb, self.min_qty, self.steps):
             await self._send(arb, repair.leg, repair.side, repair.qty, None, reduce_only=True)
 
     # ---- helpers -------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 from typing import Final
 
 from exchanges import Side
@@ -208,7 +208,14 @@ def close_spread_bps(
     return (rich.ask - cheap.bid) / cheap.bid * BPS + fees
 
 
-def hedge(arb: ArbPosition, min_qty: tuple[Decimal, Decimal]) -> Phase:
+def _round_down(qty: Decimal, step: Decimal) -> Decimal:
+    return (qty / step).to_integral_value(rounding=ROUND_FLOOR) * step
+
+
+def hedge(
+    arb: ArbPosition, min_qty: tuple[Decimal, Decimal],
+    steps: tuple[Decimal, Decimal] | None = None,
+) -> Phase:
     """Set both legs' targets from what they hold, and return the phase that follows.
 
     What is long on one leg against short on the other is kept (OPEN) and any excess unwound;
@@ -218,6 +225,9 @@ def hedge(arb: ArbPosition, min_qty: tuple[Decimal, Decimal]) -> Phase:
     """
     qty_a, qty_b = arb.legs[0].qty, arb.legs[1].qty
     hedged = min(abs(qty_a), abs(qty_b))
+    if steps is not None:
+        # Both legs must be able to trade down to it: a multiple of the coarser step.
+        hedged = _round_down(hedged, max(steps))
     opposite = (qty_a > 0 > qty_b) or (qty_a < 0 < qty_b)
     excess_ok = all(
         abs(leg.qty) == hedged or abs(leg.qty) - hedged >= minimum
@@ -234,17 +244,23 @@ def hedge(arb: ArbPosition, min_qty: tuple[Decimal, Decimal]) -> Phase:
     return arb.phase
 
 
-def repairs(arb: ArbPosition, min_qty: tuple[Decimal, Decimal]) -> list[Repair]:
+def repairs(
+    arb: ArbPosition, min_qty: tuple[Decimal, Decimal],
+    steps: tuple[Decimal, Decimal] | None = None,
+) -> list[Repair]:
     """Orders that move each idle leg to its target. Targets lie between zero and the leg's
-    quantity, so every repair reduces; a gap under the venue's minimum is dust and left."""
+    quantity, so every repair reduces; a gap under the venue's minimum (or under its step,
+    once rounded down to it) is dust and left."""
     wanted = []
     for index, leg in enumerate(arb.legs):
         if leg.pending:
             continue  # its order's outcome decides what is left to do
-        gap = leg.qty - leg.target
-        if gap == 0 or abs(gap) < min_qty[index]:
+        gap = abs(leg.qty - leg.target)
+        if steps is not None:
+            gap = _round_down(gap, steps[index])
+        if gap == 0 or gap < min_qty[index]:
             continue
-        wanted.append(Repair(index, Side.SELL if gap > 0 else Side.BUY, abs(gap)))
+        wanted.append(Repair(index, Side.SELL if leg.qty > leg.target else Side.BUY, gap))
     return wanted
 
 

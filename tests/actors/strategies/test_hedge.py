@@ -575,3 +575,42 @@ async def test_update_params_when_valid_then_next_quotes_use_it(
     assert {abs(p.request.price - MID) for p in new if p.request.price is not None} == {
         Decimal(6)
     }
+
+
+async def test_unwind_when_own_maker_order_rests_then_it_comes_down_first(
+    autojump_clock, steward_home
+):
+    """A partial maker fill the hedge venue refuses: the unwind trades on the maker account,
+    where our own bid still rests. Review: risk refused the unwind as a self-trade for ~2 min
+    (until expiry); now the maker order comes down first and the fill is unwound at once."""
+    base_risk = paper_config().risk
+    risk = msgspec.structs.replace(base_risk, accounts={
+        f"{HEDGE}/{ACCOUNT}": msgspec.structs.replace(base_risk.defaults,
+                                                      max_order_notional=Decimal(1)),
+    })
+    config = hedge_config(risk=risk, first_wait_s=120.0, trade_rate_per_s=0.5)
+    assert config.paper is not None
+    small = msgspec.structs.replace(config.paper.symbols[0], level_qty=Decimal("0.003"))
+    config = msgspec.structs.replace(
+        config, paper=msgspec.structs.replace(config.paper, symbols=[small]))
+    placed: list[Placed] = []
+    async with running_daemon(steward_home, config, wrap=timed(placed)) as daemon:
+        world = daemon.assembly.world
+        assert world is not None
+        market = world.market
+        first_fill_at = None
+        for _ in range(4000):
+            await trio.sleep(0.05)
+            if fills(daemon, MAKER):
+                first_fill_at = trio.current_time()
+                market.symbols[SYMBOL] = msgspec.structs.replace(
+                    market.symbols[SYMBOL], trade_rate_per_s=0.0)
+                break
+        assert first_fill_at is not None
+        flat_at = None
+        for _ in range(3000):
+            await trio.sleep(0.1)
+            if net(fills(daemon, MAKER)) + net(fills(daemon, HEDGE)) == 0:
+                flat_at = trio.current_time()
+                break
+    assert flat_at is not None and flat_at - first_fill_at < 10

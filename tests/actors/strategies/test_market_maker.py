@@ -11,8 +11,9 @@ from actors.feed import MarketTopics
 from actors.messages import UpdateParams, strategy_tag
 from actors.strategies import MarketMaker, MarketMakerParams, quotes
 from actors.strategies.market_maker import spot_rebalance, spot_target
-from exchanges import Instrument, Side
+from exchanges import AccountClient, Instrument, Side, VenueOrder
 from supervisor._config import StrategyConfig
+from tests.faults import FaultyAccount
 from tests.trading import paper_config, running_daemon
 
 D = Decimal
@@ -157,3 +158,49 @@ async def test_spot_market_maker_when_run_then_rebalances_to_target_and_quotes(
         assert any(f.liquidity.value == "maker" for f in fills)  # and quoting after it
         status = await daemon.status()
         assert all(a.restart_count == 0 for a in status.actors)
+
+
+class LosesOneCancel(FaultyAccount):
+    """Loses the first cancel sent after `armed` is set (its request never arrives)."""
+
+    armed = False
+    lost: list[str]
+
+    async def cancel_order(self, symbol: str, client_id: str) -> VenueOrder:
+        if self.armed and not self.lost:
+            self.lost = [client_id]
+            self.cancel_faults.append("lost_request")
+        return await super().cancel_order(symbol, client_id)
+
+
+async def test_market_maker_when_a_cancel_is_lost_then_it_cancels_again(
+    autojump_clock, steward_home
+):
+    """Review: the lost cancel's quote rested for good, unwatched. The gateway now tells the
+    owner its cancel failed, and the owner cancels again."""
+    base = paper_config()
+    assert base.paper is not None
+    mm = next(s for s in base.strategies if s.name == "mm-btc-a")
+    mm = msgspec.structs.replace(mm, params={**mm.params, "order_expire_s": None})
+    btc = next(s for s in base.paper.symbols if s.symbol == "BTC-PERP")
+    still = msgspec.structs.replace(btc, volatility_per_sqrt_s=0.0, trade_rate_per_s=0.0)
+    paper = msgspec.structs.replace(base.paper, symbols=[still],
+                                    basis_sigma_bps_per_sqrt_s=0.0)
+    config = msgspec.structs.replace(base, strategies=[mm], paper=paper)
+
+    def wrap(client: AccountClient) -> AccountClient:
+        faulty = LosesOneCancel(client)
+        faulty.lost = []
+        return faulty
+
+    async with running_daemon(steward_home, config, wrap=wrap) as daemon:
+        await trio.sleep(5)
+        client = daemon.assembly.account_client("paper-a", "mm")
+        assert isinstance(client, LosesOneCancel)
+        client.armed = True
+        reply = await daemon.root.registry.lookup("mm-btc-a").ask(
+            UpdateParams(params={"spread_bps": "20"}))  # every quote must move
+        assert reply.accepted
+        await trio.sleep(60)
+        open_orders = daemon.assembly.venues["paper-a"].ledger.account("mm").open_orders
+        assert client.lost and not [cid for cid in client.lost if cid in open_orders]

@@ -639,3 +639,14 @@ async def test_arbitrage_when_restarted_mid_entry_then_adopts_the_late_fills_and
 
         assert (fills(daemon, A), fills(daemon, B)) == (2, 2)
         await assert_no_crashes(daemon)
+
+
+def test_repairs_when_venues_have_different_steps_then_every_order_is_on_its_venue_step():
+    """Leg a trades in 0.001, leg b in 0.01: the hedged size and each repair land on steps
+    both venues accept (review: a 0.015 repair on b was refused forever)."""
+    arb = ArbPosition(1, Direction.BUY_A_SELL_B, 0.0)
+    arb.legs[0].qty, arb.legs[1].qty = Decimal("0.015"), Decimal("-0.03")
+    steps = (Decimal("0.001"), Decimal("0.01"))
+    hedge(arb, steps, steps)
+    wanted = repairs(arb, steps, steps)
+    assert wanted and all(r.qty % steps[r.leg] == 0 for r in wanted)

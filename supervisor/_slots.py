@@ -50,6 +50,8 @@ class Slot:
     two instances of one child are never alive at once."""
     restart_token: object | None = None
     """Set while a restart is scheduled; a stop or a newer decision clears it."""
+    paused: bool = False
+    """Stopped on request: no restart, not even with its siblings, until resumed."""
 
     @property
     def name(self) -> str:

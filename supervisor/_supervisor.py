@@ -208,6 +208,15 @@ class Supervisor:
         SIGKILL. It counts as a crash (restart, intensity, backoff). Its on_stop is skipped."""
         await self._command(lambda: self._do_kill_child(name))
 
+    async def pause_child(self, name: str) -> None:
+        """Stop a child and keep it down (no restart, not even with its siblings) until
+        `resume_child`. Messages to it fail fast meanwhile."""
+        await self._command(lambda: self._do_pause_child(name))
+
+    async def resume_child(self, name: str) -> None:
+        """Start a paused child again. A child that is not paused is left as it is."""
+        await self._command(lambda: self._do_resume_child(name))
+
     async def restart_child(self, name: str) -> None:
         """Stop a child and start a fresh instance (not a crash: no intensity, no backoff)."""
         await self._command(lambda: self._do_restart_child(name))
@@ -340,8 +349,10 @@ class Supervisor:
         if strategy is Strategy.ONE_FOR_ONE:
             return [slot]
         if strategy is Strategy.ONE_FOR_ALL:
-            return list(self._slots)
-        return self._slots[self._slots.index(slot) :]
+            group = list(self._slots)
+        else:
+            group = self._slots[self._slots.index(slot) :]
+        return [s for s in group if not s.paused]  # a paused sibling stays down
 
     def _allow_restart(self, now: float) -> bool:
         window_start = now - self.spec.intensity.max_seconds
@@ -403,7 +414,7 @@ class Supervisor:
         for slot in slots:
             if self._stop_requested:
                 return
-            if slot.run is not None or slot not in self._slots:
+            if slot.run is not None or slot not in self._slots or slot.paused:
                 continue
             started = await self._start_child(slot)
             if not started and self.spec.strategy is not Strategy.ONE_FOR_ONE:
@@ -585,6 +596,20 @@ class Supervisor:
         slot = self._find_slot(name)
         await self._stop_child(slot, "terminated by request")
         self._remove_slot(slot)
+
+    async def _do_pause_child(self, name: str) -> None:
+        slot = self._find_slot(name)
+        slot.paused = True
+        await self._stop_child(slot, "paused by request")
+        if slot.ref is not None:
+            slot.ref._mailbox.close()
+
+    async def _do_resume_child(self, name: str) -> None:
+        slot = self._find_slot(name)
+        if not slot.paused:
+            return
+        slot.paused = False
+        await self._start_in_order([slot])
 
     async def _do_kill_child(self, name: str) -> None:
         slot = self._find_slot(name)

@@ -615,3 +615,18 @@ async def test_kill_child_when_running_then_crash_without_cleanup_and_restart(au
 def one_actor_spec(journal: Journal) -> SupervisorSpec:
     return SupervisorSpec("root", [ChildSpec("rec", lambda: Recorder(journal))],
                           backoff=BACKOFF_OFF)
+
+
+async def test_pause_child_when_a_sibling_crashes_under_one_for_all_then_stays_down(
+    autojump_clock,
+):
+    journal = Journal()
+    async with open_tree(abc(journal, Strategy.ONE_FOR_ALL)) as tree:
+        await tree.pause_child("b")
+        with pytest.raises(ActorNotRunningError):
+            await tree.registry.lookup("b").tell(Echo(1))
+        await crash_and_wait(tree, "a")  # the group restarts: a and c, not the paused b
+        assert journal.kinds("b").count("start") == 1
+        assert tree.snapshot()[2].state is ActorState.STOPPED
+        await tree.resume_child("b")
+        assert await tree.registry.lookup("b").ask(Echo(2)) == 2

@@ -36,8 +36,21 @@ class ConfigError(ValueError):
         self.reason = reason
 
 
+class ControlTokenConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One control-plane token. The token itself never goes in the file: `token_env` names the
+    environment variable that holds it when the daemon starts."""
+
+    name: str
+    """Who the token stands for: journaled as the actor of every control action."""
+    role: Literal["viewer", "operator", "admin", "kill"]
+    token_env: str
+
+
 class ControlConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     bind: str = "127.0.0.1:50051"
+    """host:port of the gRPC control server; anything but loopback needs TLS (refused now)."""
+    tokens: list[ControlTokenConfig] = []
+    """None: the daemon makes an admin token in STEWARD_HOME/control.token (mode 0600)."""
 
 
 class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

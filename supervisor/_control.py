@@ -20,13 +20,21 @@ import json
 import logging
 import time
 from collections.abc import Awaitable
+from pathlib import Path
 from typing import Final
 
 import msgspec
 import trio
 
 from actors import ActorError
-from actors.journal import EventRecorded, TradingStateRecorded
+from actors.journal import (
+    EventRecorded,
+    JournalError,
+    JournalRecord,
+    JournalStore,
+    TradingStateRecorded,
+)
+from actors.journal._blocking import run_blocking
 from actors.messages import (
     RISK,
     GetParams,
@@ -160,11 +168,26 @@ class ControlService:
         )
         if await self._risk_state(TradingState.HALTED, reason, who) is None:
             # Risk does not answer: the journal still gets it, so a restart comes back halted.
-            await self.assembly.journal.journal.record(TradingStateRecorded(
+            await self._journal(TradingStateRecorded(
                 ts_ns=time.time_ns(), state=TradingState.HALTED.value, reason=reason,
                 actor=who,
             ))
         return already
+
+    async def _journal(self, record: JournalRecord) -> None:
+        """Through the journal actor's handle; straight to the file when that actor is down
+        (its branch is restarting): a halt must be on disk either way. Never raises."""
+        try:
+            await self.assembly.journal.journal.record(record)
+            return
+        except JournalError as exc:
+            logger.warning("control: journal actor unavailable (%s); writing directly", exc)
+        service = self.assembly.journal
+        try:
+            await run_blocking(service.config.offload_to_thread, _write_direct, service.path,
+                               record)
+        except Exception:
+            logger.exception("control: %s could not be journaled", type(record).__name__)
 
     async def _pause_strategies(self) -> None:
         strategies = self.root.find_supervisor("strategies")
@@ -254,12 +277,17 @@ class ControlService:
                              "outcome": outcome, "error": error}, default=str)
         logger.warning("control: %s by %s: %s%s", action, who, outcome,
                        f" ({error})" if error else "")
-        try:
-            await self.assembly.journal.journal.record(EventRecorded(
-                ts_ns=time.time_ns(), kind="control_action", source=who, detail=detail,
-            ))
-        except Exception:
-            logger.exception("control action not journaled")
+        await self._journal(EventRecorded(
+            ts_ns=time.time_ns(), kind="control_action", source=who, detail=detail,
+        ))
+
+
+def _write_direct(path: Path, record: JournalRecord) -> None:
+    store = JournalStore(path)
+    try:
+        store.write_batch([record])
+    finally:
+        store.close()
 
 
 async def _bounded(operation: Awaitable[None], seconds: float) -> None:

@@ -5,26 +5,28 @@ SIGINT/SIGTERM stop it in order: strategies stop (pulling their quotes), feeds, 
 venues; exit 0. A crash loop that exhausts the root's restart intensity ends in the give-up
 hook, which halts trading (persisted: a restarted daemon comes back halted) and cancels every
 order on every venue account before the tree stops; exit 3.
+
+The gRPC control server (`control.bind`) starts once the tree is ready and stops, with a short
+grace for calls in flight, before the tree is asked to stop, so no control call ever meets a
+half-stopped tree. A non-loopback bind (no TLS yet), a taken port or a token the environment
+lacks refuses to start with ControlServerError / AuthConfigError.
 """
 
 from __future__ import annotations
 
 import logging
 import signal
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Final
 
 import trio
 
-from actors import ActorError
-from actors.journal import TradingStateRecorded
-from actors.messages import RISK, SetTradingState, TradingState
-from exchanges import AccountClient, VenueError
-
 from ._assembly import Assembly, assemble, daemon_tree, running_venues
+from ._auth import load_tokens
 from ._config import DaemonConfig
+from ._control import ControlService
 from ._events import (
     ChildAbandoned,
     ChildExited,
@@ -35,6 +37,7 @@ from ._events import (
     SupervisorGaveUp,
 )
 from ._exceptions import SupervisorFailedError
+from ._grpc import ControlServerError, ControlServerHandle, check_bind, serve_control
 from ._home import HomeLock
 from ._spec import SupervisorSpec
 from ._supervisor import GiveUpHook, Supervisor
@@ -47,6 +50,8 @@ HALT_ASK_S: Final = 2.0
 HALT_CANCEL_S: Final = 5.0
 
 Reporter = Callable[[Supervisor, Assembly], Awaitable[None]]
+ControlStarter = Callable[..., Awaitable[None]]
+"""`serve_control` bound to its service: started with `nursery.start`, gives a handle."""
 
 
 def log_event(event: SupervisionEvent) -> None:
@@ -77,51 +82,22 @@ async def halt_on_give_up(failure: SupervisorFailedError) -> None:
 def halt_trading_hook(assembly: Assembly, root: Callable[[], Supervisor]) -> GiveUpHook:
     """The root's give-up hook: a crash loop ends in a safe state, not in a loop.
 
-    Halt first (through risk; straight into the journal if risk is the broken part), then
-    cancel every order of every account on the venues directly, in parallel: the gateways
-    may be what is crashing.
+    It halts the way an emergency stop does, with the reason recorded: HALTED first (straight
+    into the journal if risk is the broken part), strategies stopped, cancel-all on every
+    venue account in parallel, on the venues directly (the gateways may be what is crashing).
     """
 
     async def halt(failure: SupervisorFailedError) -> None:
         reason = f"root supervisor gave up: {failure}"
         logger.critical("halting trading: %s", reason)
-        try:
-            await root().registry.lookup(RISK).ask(
-                SetTradingState(state=TradingState.HALTED, reason=reason, actor="supervisor"),
-                timeout_s=HALT_ASK_S,
-            )
-        except ActorError as exc:
-            logger.error("risk could not halt (%s); writing the halt to the journal", exc)
-            await _journal_halt(assembly, reason)
-        async with trio.open_nursery() as nursery:
-            for venue_config in assembly.config.venues:
-                venue = assembly.venues[venue_config.name]
-                for account in venue_config.accounts:
-                    nursery.start_soon(_cancel_everything,
-                                       assembly.account_client(venue.name, account))
+        report = await ControlService(root(), assembly).emergency_stop(
+            reason, flatten=False, who="supervisor"
+        )
+        logger.critical("halted: %d orders cancelled on %d accounts in %.1f ms",
+                        sum(a.orders_cancelled for a in report.accounts), len(report.accounts),
+                        report.elapsed_ms)
 
     return halt
-
-
-async def _journal_halt(assembly: Assembly, reason: str) -> None:
-    try:
-        await assembly.journal.journal.record(TradingStateRecorded(
-            ts_ns=time.time_ns(), state=TradingState.HALTED.value, reason=reason,
-            actor="supervisor",
-        ))
-    except Exception:
-        logger.exception("could not record the halt in the journal")
-
-
-async def _cancel_everything(client: AccountClient) -> None:
-    with trio.move_on_after(HALT_CANCEL_S):
-        try:
-            cancelled = await client.cancel_all()
-            logger.critical("halt: cancelled %d orders on %s/%s", len(cancelled),
-                            client.venue, client.account)
-        except VenueError as exc:
-            logger.critical("halt: cancel-all on %s/%s failed: %s", client.venue,
-                            client.account, exc)
 
 
 async def run_daemon(
@@ -143,20 +119,33 @@ async def run_daemon(
             root = Supervisor(spec or daemon_tree(), on_event=log_event,
                               on_give_up=halt_on_give_up)
             return await _serve(root, home, None)
+        # Refuse a control plane we cannot serve before anything starts trading.
+        check_bind(config.control.bind)
+        tokens = load_tokens(config.control, home)
         assembly = assemble(config, home)
         root = Supervisor(assembly.tree(), on_event=log_event,
                           on_give_up=halt_trading_hook(assembly, lambda: root))
+        control = partial(serve_control, ControlService(root, assembly), config.control.bind,
+                          tokens)
+        refused: list[ControlServerError] = []
         async with running_venues(assembly):
             report = None if reporter is None else (lambda: reporter(root, assembly))
-            return await _serve(root, home, report)
+            code = await _serve(root, home, report, control, refused)
+        if refused:  # raised out here, not through the venues' nursery as a group
+            raise refused[0]
+        return code
     finally:
         lock.release()
 
 
 async def _serve(
-    root: Supervisor, home: Path, report: Callable[[], Awaitable[None]] | None
+    root: Supervisor, home: Path, report: Callable[[], Awaitable[None]] | None,
+    control: ControlStarter | None = None, refused: list[ControlServerError] | None = None,
 ) -> int:
+    """Run the tree (and the control server) to the end. A control server that cannot start
+    stops the tree in order and is appended to `refused`."""
     failures: list[SupervisorFailedError] = []
+    servers: list[ControlServerHandle] = []
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         try:
             async with trio.open_nursery() as nursery:
@@ -167,12 +156,21 @@ async def _serve(
                     finally:
                         nursery.cancel_scope.cancel()  # the signal watcher and view are done
 
-                nursery.start_soon(_stop_on_signals, signals, root)
+                nursery.start_soon(_stop_on_signals, signals, root, servers)
                 await nursery.start(run_root)
-                logger.info("daemon ready: %d actors and supervisors, STEWARD_HOME=%s",
-                            len(root.snapshot()), home)
-                if report is not None:
-                    nursery.start_soon(report)
+                if control is not None:
+                    try:
+                        servers.append(await nursery.start(control))
+                    except ControlServerError as exc:
+                        logger.critical("control server refused to start: %s", exc)
+                        if refused is not None:
+                            refused.append(exc)
+                        root.request_stop()
+                if not refused:
+                    logger.info("daemon ready: %d actors and supervisors, STEWARD_HOME=%s",
+                                len(root.snapshot()), home)
+                    if report is not None:
+                        nursery.start_soon(report)
         except* SupervisorFailedError as group:
             failures.extend(e for e in group.exceptions if isinstance(e, SupervisorFailedError))
     if failures:
@@ -182,9 +180,12 @@ async def _serve(
     return EXIT_OK
 
 
-async def _stop_on_signals(signals: AsyncIterator[int], root: Supervisor) -> None:
+async def _stop_on_signals(signals: AsyncIterator[int], root: Supervisor,
+                           servers: list[ControlServerHandle]) -> None:
     # Every signal asks again; the stop is idempotent and each step is bounded.
     async for signum in signals:
         logger.info("%s received: stopping in order", signal.Signals(signum).name)
+        for server in servers:  # the control plane first: no call meets a stopping tree
+            await server.stop()
         root.request_stop()
 

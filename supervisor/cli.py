@@ -12,6 +12,7 @@ import functools
 import json
 import logging
 import math
+import os
 import sqlite3
 import sys
 import time
@@ -25,15 +26,19 @@ import trio
 from rich.console import Console
 
 from actors.journal import JournalSchemaError
+from clients.cli import CONTROL_VERBS, add_control_verbs, run_control_verb
 
+from ._auth import AuthConfigError
 from ._config import ConfigError, config_schema, load_config
 from ._daemon import run_daemon
+from ._grpc import ControlServerError
 from ._home import HOME_ENV, HomeInUseError, steward_home
 from ._stats import read_stats, render_stats
 from ._view import live_view, log_view
 
 LOG_FORMAT: Final = "%(asctime)s %(levelname)-8s %(name)s: %(message)s"
 EXIT_USAGE: Final = 2
+CONTROL_BIND_ENV: Final = "STEWARD_CONTROL_BIND"  # overrides the config's control.bind
 DEFAULT_CONFIG: Final = Path(__file__).resolve().parent.parent / "examples" / "paper.toml"
 EXIT_UNREADABLE: Final = 1
 DEFAULT_JOURNAL: Final = "journal.sqlite"  # the config's default journal_path, under the home
@@ -92,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"the journal file (default: ${HOME_ENV}/{DEFAULT_JOURNAL})")
     stats.add_argument("--json", action="store_true",
                        help="one JSON object, decimals as strings, instead of tables")
+    add_control_verbs(verbs)
     return parser
 
 
@@ -114,6 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.verb == "stats":
         return _stats(args)
+    if args.verb in CONTROL_VERBS:
+        return run_control_verb(args)
     raise AssertionError(f"unhandled verb {args.verb}")  # argparse rejects unknown verbs
 
 
@@ -125,6 +133,10 @@ def _run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"steward: bad config: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    bind = os.environ.get(CONTROL_BIND_ENV)
+    if bind:  # several daemons on one host (and the test suite) each take their own port
+        config = msgspec.structs.replace(
+            config, control=msgspec.structs.replace(config.control, bind=bind))
     log_file = None
     if live:
         # The live view owns the terminal; the log goes to a file beside the state.
@@ -137,7 +149,7 @@ def _run(args: argparse.Namespace) -> int:
     reporter = live_view if live else log_view
     try:
         return trio.run(functools.partial(run_daemon, home, config, reporter=reporter))
-    except HomeInUseError as exc:
+    except (HomeInUseError, ControlServerError, AuthConfigError) as exc:
         print(f"steward: {exc}", file=sys.stderr)
         return EXIT_USAGE
 

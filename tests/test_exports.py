@@ -16,6 +16,7 @@ PACKAGES = [
     "actors.strategies",
     "actors.strategies.hedge",
     "actors.strategies.spread_arb",
+    "clients",
     "exchanges",
     "exchanges.paper",
     "supervisor",

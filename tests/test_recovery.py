@@ -19,6 +19,7 @@ from actors.messages import gateway_name
 from exchanges.paper import PaperVenue
 from supervisor import ChildKilledError
 from supervisor._assembly import assemble
+from tests.clients.harness import free_port
 from tests.trading import journal_store, paper_config, running_daemon
 
 STEWARD = [sys.executable, "-m", "supervisor.cli", "run", "--plain"]
@@ -52,7 +53,8 @@ async def test_positions_and_gateway_killed_mid_trading_then_positions_equal_ven
 
 
 def _start(home: Path) -> subprocess.Popen[str]:
-    env = {**os.environ, "STEWARD_HOME": str(home)}
+    env = {**os.environ, "STEWARD_HOME": str(home),
+           "STEWARD_CONTROL_BIND": f"127.0.0.1:{free_port()}"}
     return subprocess.Popen(STEWARD, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
 

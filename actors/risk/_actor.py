@@ -74,6 +74,9 @@ class Risk(Actor):
         self.topics = topics
         self.view = RiskView(bases=dict(bases))
         self.state_reason = ""
+        self.state_actor = ""
+        """Who set the trading state (a token name, "supervisor", or risk itself)."""
+        self.state_ts_ns = 0
         self._pnl_positions: dict[tuple[str, str, str], PositionState] = {}
         self._pnl_day = 0
         self.denials = 0
@@ -85,6 +88,7 @@ class Risk(Actor):
         if latest is not None:
             self.view.state = TradingState(latest.state)
             self.state_reason = latest.reason
+            self.state_actor, self.state_ts_ns = latest.actor, latest.ts_ns
         self._pnl_day = time.time_ns() // NS_PER_DAY
         for recorded in await journal.fills():
             if self.applied.add(fill_key(recorded.fill)):
@@ -169,7 +173,7 @@ class Risk(Actor):
 
     async def on_get_trading_state(self, message: GetTradingState) -> TradingStateChanged:
         return TradingStateChanged(state=self.view.state, reason=self.state_reason,
-                                   actor=self.name, ts_ns=time.time_ns())
+                                   actor=self.state_actor, ts_ns=self.state_ts_ns)
 
     async def _set_state(self, state: TradingState, reason: str, actor: str) -> TradingStateChanged:
         # The state changes before the journal write returns: from this instant risk
@@ -177,6 +181,7 @@ class Risk(Actor):
         self.view.state = state
         self.state_reason = reason
         now_ns = time.time_ns()
+        self.state_actor, self.state_ts_ns = actor, now_ns
         await self.journal.journal.record(
             TradingStateRecorded(ts_ns=now_ns, state=state.value, reason=reason, actor=actor)
         )

@@ -22,7 +22,7 @@ from typing import ClassVar, Final, Generic, TypeVar
 import msgspec
 import trio
 
-from actors import Actor, ActorNotFoundError, ActorNotRunningError, ActorRef
+from actors import Actor, ActorNotFoundError, ActorNotRunningError, ActorRef, MailboxFullError
 from exchanges import OrderStatus, OrderType, Side, TimeInForce, VenueOrder
 
 from .._recent import RecentIds
@@ -132,7 +132,13 @@ class Strategy(Actor, Generic[P]):
             ts_created_ns=time.time_ns(),
         )
         self.orders[intent.client_id] = OwnOrder(intent)
-        await self.risk.tell(SubmitOrder(intent=intent))
+        try:
+            await self.risk.tell(SubmitOrder(intent=intent))
+        except (ActorNotFoundError, ActorNotRunningError, MailboxFullError) as exc:
+            # Risk is restarting (its branch is): the order was not sent. Not a reason to
+            # crash the strategy; it decides again on the next event.
+            logger.warning("%s: %s not sent: %s", self.name, intent.client_id, exc)
+            await self._end(intent.client_id, OrderStatus.REJECTED, "risk_unavailable")
         return intent.client_id
 
     async def cancel(self, client_id: str) -> None:

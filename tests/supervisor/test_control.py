@@ -3,6 +3,7 @@ pause and restart of actors, live parameters; each journaled with who asked."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 import trio
 
 from actors.messages import TradingState
-from supervisor import ActorState
+from supervisor import ActorState, ChildNotFoundError, SupervisionError, SupervisorFailedError
 from supervisor._control import ControlError, ControlService
 from tests.trading import RunningDaemon, journal_store, running_daemon
 
@@ -147,3 +148,30 @@ async def test_update_params_when_invalid_then_nothing_changes_and_when_valid_th
             await service.get_params("nobody")
     outcomes = [a["outcome"] for a in control_actions(steward_home)]
     assert outcomes == ["rejected", "dry run", "applied"]
+
+
+async def test_crash_loop_when_root_gives_up_then_halted_like_an_emergency_stop(
+    autojump_clock, steward_home
+):
+    gave_up = False
+    try:
+        async with running_daemon(steward_home) as daemon:
+            await trio.sleep(30)
+            assert open_orders(daemon) > 0
+            for _ in range(4_000):  # risk crashes until core, and then root, give up
+                with contextlib.suppress(SupervisionError, ChildNotFoundError):
+                    await daemon.root.find_supervisor("core").kill_child("risk")
+                await trio.sleep(0.05)
+    except* SupervisorFailedError:
+        gave_up = True
+        venues = daemon.assembly.venues
+        assert all(not v.ledger.open_orders(a) for v in venues.values() for a in v.ledger.accounts)
+    assert gave_up
+    store = journal_store(steward_home)
+    try:
+        state = store.trading_state()
+    finally:
+        store.close()
+    assert state is not None and state.state == "halted"
+    assert state.reason.startswith("root supervisor gave up")
+    assert [a["who"] for a in control_actions(steward_home)] == ["supervisor"]

@@ -18,6 +18,7 @@ import pytest
 from supervisor import BACKOFF_OFF, ChildSpec, Intensity, SupervisorSpec
 from supervisor._assembly import daemon_tree
 from supervisor._daemon import EXIT_GAVE_UP, run_daemon
+from tests.clients.harness import free_port
 from tests.stubs import Journal, Recorder
 
 STEWARD = [sys.executable, "-m", "supervisor.cli"]
@@ -25,7 +26,8 @@ READY_DEADLINE_S = 30.0
 
 
 def start_daemon(home: Path) -> subprocess.Popen[str]:
-    env = {**os.environ, "STEWARD_HOME": str(home)}
+    env = {**os.environ, "STEWARD_HOME": str(home),
+           "STEWARD_CONTROL_BIND": f"127.0.0.1:{free_port()}"}
     return subprocess.Popen(
         [*STEWARD, "run"], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
     )
@@ -77,7 +79,8 @@ def test_run_when_home_in_use_then_second_daemon_refused_with_holder_pid(steward
     try:
         wait_for_line(first, "daemon ready")
         second = subprocess.run(
-            [*STEWARD, "run"], env={**os.environ, "STEWARD_HOME": str(steward_home)},
+            [*STEWARD, "run"], env={**os.environ, "STEWARD_HOME": str(steward_home),
+                                    "STEWARD_CONTROL_BIND": f"127.0.0.1:{free_port()}"},
             capture_output=True, text=True, timeout=30,
         )
         assert second.returncode == 2

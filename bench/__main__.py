@@ -11,16 +11,20 @@ from typing import Any, Final
 
 import trio
 
+from .control import run_control
 from .hop import run_hop
 from .journal import run_journal
+from .kill import run_kill
 from .paper_match import run_paper_match
 from .restart import run_restart
 from .strategy_decision import run_strategy_decision
 from .tick_to_order import run_tick_to_order
 
 GROUPS: Final[dict[str, Callable[[], Awaitable[dict[str, Any]]]]] = {
+    "control": run_control,
     "hop": run_hop,
     "journal": run_journal,
+    "kill": run_kill,
     "paper_match": run_paper_match,
     "restart": run_restart,
     "strategy_decision": run_strategy_decision,

@@ -8,7 +8,7 @@ parameters come back as a dict and their schema as a parsed JSON schema.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any, Final, TypeVar
 
@@ -20,6 +20,7 @@ from protos import control_pb2 as pb
 from protos import control_pb2_grpc
 
 from ._exceptions import from_rpc_error
+from ._tls import TlsOptions
 from ._token import default_address, default_token
 
 DEFAULT_TIMEOUT_S: Final = 5.0
@@ -33,17 +34,18 @@ class ControlClient:
     """A connection to one daemon's control plane. Use as a context manager (or `close()`).
 
     `token` defaults to $STEWARD_TOKEN, else the local daemon's token file; `address` to
-    $STEWARD_ADDRESS, else 127.0.0.1:50051. Every method raises a ControlClientError subclass
-    (see `clients._exceptions`) instead of grpc.RpcError.
+    $STEWARD_ADDRESS, else 127.0.0.1:50051. `tls`: TlsOptions for a TLS (or, with a client
+    certificate, mTLS) channel; None, a plaintext one. Every method raises a
+    ControlClientError subclass (see `clients._exceptions`) instead of grpc.RpcError.
     """
 
     def __init__(self, address: str | None = None, *, token: str | None = None,
-                 timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+                 tls: TlsOptions | None = None, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         self.address = address or default_address()
         self.timeout_s = timeout_s
         token = token if token is not None else default_token()
         self._metadata = () if token is None else (("authorization", f"Bearer {token}"),)
-        self._channel = grpc.insecure_channel(self.address)
+        self._channel = _channel(self.address, tls)
         self._stub = control_pb2_grpc.ControlStub(self._channel)
 
     def __enter__(self) -> ControlClient:
@@ -94,6 +96,28 @@ class ControlClient:
         data["state"] = _short(data["state"], "TRADING_STATE_")
         return data
 
+    def watch_events(self, kinds: Iterable[str] = (), *,
+                     timeout_s: float | None = None) -> Iterator[dict[str, Any]]:
+        """The daemon's events as they happen, one dict each (`detail` parsed; `dropped`:
+        events missed just before this one). Runs until the daemon stops the stream, the
+        optional `timeout_s` passes, or the caller stops iterating (the stream is cancelled)."""
+        stream = self._stub.WatchEvents(pb.WatchRequest(kinds=list(kinds)), timeout=timeout_s,
+                                        metadata=self._metadata)
+        try:
+            for event in stream:
+                data = _plain(event)
+                data["seq"] = int(data["seq"])
+                data["ts_ns"] = int(data["ts_ns"])
+                data["dropped"] = int(data["dropped"])
+                data["detail"] = json.loads(data.pop("detail_json") or "{}")
+                yield data
+        except grpc.RpcError as exc:
+            if exc.code() is grpc.StatusCode.CANCELLED:
+                return
+            raise from_rpc_error(exc) from None
+        finally:
+            stream.cancel()
+
     # ---- helpers ----------------------------------------------------------------------------
 
     def _call(self, method: Callable[..., M], request: Message,
@@ -102,6 +126,13 @@ class ControlClient:
             return method(request, timeout=timeout_s or self.timeout_s, metadata=self._metadata)
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from None
+
+
+def _channel(address: str, tls: TlsOptions | None) -> grpc.Channel:
+    if tls is None:
+        return grpc.insecure_channel(address)
+    return grpc.secure_channel(address, tls.channel_credentials(),
+                               options=tls.channel_options())
 
 
 def _plain(message: Message) -> dict[str, Any]:

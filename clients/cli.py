@@ -5,14 +5,19 @@
 
 Exit codes: 0 ok; 2 usage or a request the daemon refused as asked (invalid argument, not
 found, failed precondition); 3 unauthenticated or permission denied; 4 unavailable (no daemon
-answered in time).
+answered in time). `kill --fleet` and `fleet status`: 0 only when every host confirmed
+(HALTED; answered), 1 when some did not (each named), 2 for an unusable fleet file.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
 from typing import Any, Final
 
 from rich.console import Console
@@ -25,15 +30,26 @@ from ._exceptions import (
     Unauthenticated,
     Unavailable,
 )
+from ._fleet import (
+    DEFAULT_DEADLINE_S,
+    FleetError,
+    KillOutcome,
+    StatusOutcome,
+    fleet_status,
+    kill_fleet,
+    load_fleet,
+)
+from ._tls import TLS_CA_ENV, TLS_CERT_ENV, TLS_KEY_ENV, TlsConfigError, TlsOptions
 from ._token import ADDRESS_ENV, TOKEN_ENV, default_address
 
 EXIT_OK: Final = 0
 EXIT_USAGE: Final = 2
 EXIT_DENIED: Final = 3
 EXIT_UNAVAILABLE: Final = 4
+EXIT_FLEET_INCOMPLETE: Final = 1  # some host did not confirm (kill --fleet, fleet status)
 
 CONTROL_VERBS: Final = frozenset({"status", "params", "pause", "resume-actor", "restart", "kill",
-                                  "resume"})
+                                  "resume", "fleet", "watch"})
 
 
 def add_control_verbs(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -45,6 +61,11 @@ def add_control_verbs(verbs: argparse._SubParsersAction[argparse.ArgumentParser]
     common.add_argument("--json", action="store_true", help="JSON instead of tables")
     common.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S",
                         help=f"deadline per call in seconds (default {DEFAULT_TIMEOUT_S:g})")
+    for flag, env, what in (("--tls-ca", TLS_CA_ENV, "CA that signs the daemon's certificate"),
+                            ("--tls-cert", TLS_CERT_ENV, "client certificate, for mTLS"),
+                            ("--tls-key", TLS_KEY_ENV, "client certificate's key")):
+        common.add_argument(flag, default=None, metavar="PEM",
+                            help=f"TLS: the {what} (default: ${env}; none set: no TLS)")
     token_note = (f"The token is ${TOKEN_ENV}, else the local daemon's control.token under "
                   "$STEWARD_HOME.")
 
@@ -73,15 +94,26 @@ def add_control_verbs(verbs: argparse._SubParsersAction[argparse.ArgumentParser]
         f"orders. Persisted: a restarted daemon stays halted until `steward resume`. {token_note}")
     kill.add_argument("--reason", required=True)
     kill.add_argument("--flatten", action="store_true", help="also close every position")
+    _add_fleet_verbs(verbs, kill)
     resume = verbs.add_parser("resume", parents=[common], help="back to ACTIVE trading",
                               description=f"End a halt and resume the strategies. {token_note}")
     resume.add_argument("--reason", required=True)
+    watch = verbs.add_parser("watch", parents=[common], help="follow the daemon's events",
+                             description="One line per event as it happens (actor started, "
+                             "crashed, restarted; control actions; trading state; orders, "
+                             f"fills, risk denials) until Ctrl-C. {token_note}")
+    watch.add_argument("--kind", action="append", default=[], metavar="KIND",
+                       help="only events of this kind (repeatable), e.g. actor_crashed, fill")
 
 
 def run_control_verb(args: argparse.Namespace) -> int:
+    if args.verb == "fleet" or getattr(args, "fleet", None) is not None:
+        return _run_fleet_verb(args)
     address = args.host or default_address()
     try:
-        with ControlClient(address, timeout_s=args.timeout) as client:
+        tls = TlsOptions.from_env(ca_file=args.tls_ca, cert_file=args.tls_cert,
+                                  key_file=args.tls_key)
+        with ControlClient(address, tls=tls, timeout_s=args.timeout) as client:
             return _run(client, args)
     except (Unauthenticated, PermissionDenied) as exc:
         return _fail(exc, EXIT_DENIED)
@@ -89,7 +121,7 @@ def run_control_verb(args: argparse.Namespace) -> int:
         return _fail(exc, EXIT_UNAVAILABLE, f" (is a daemon running at {address}?)")
     except ControlClientError as exc:
         return _fail(exc, EXIT_USAGE)
-    except UsageError as exc:
+    except (UsageError, TlsConfigError) as exc:
         print(f"steward: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
@@ -132,9 +164,27 @@ def _run(client: ControlClient, args: argparse.Namespace) -> int:
     elif verb == "resume":
         reply = client.resume(args.reason)
         _emit(args, reply, lambda: print(f"trading {reply['state']}: {reply['reason']}"))
+    elif verb == "watch":
+        _watch(client, args)
     else:
         raise AssertionError(f"not a control verb: {verb}")
     return EXIT_OK
+
+
+def _watch(client: ControlClient, args: argparse.Namespace) -> None:
+    """One line per event (one JSON object per line with --json), flushed, until Ctrl-C or
+    the daemon ends the stream."""
+    try:
+        for event in client.watch_events(args.kind):
+            if args.json:
+                line = json.dumps(event, sort_keys=True)
+            else:
+                when = time.strftime("%H:%M:%S", time.localtime(event["ts_ns"] / 1e9))
+                missed = f" [{event['dropped']} events missed]" if event["dropped"] else ""
+                line = f"{when} {event['kind']:<18} {event['summary']}{missed}"
+            print(line, flush=True)
+    except KeyboardInterrupt:
+        pass
 
 
 def _emit(args: argparse.Namespace, data: dict[str, Any], human: Any) -> None:
@@ -230,3 +280,89 @@ def _render_stop(reply: dict[str, Any]) -> None:
         table.add_row(a["venue"], a["account"], str(a["orders_cancelled"]),
                       ", ".join(a["positions_flattened"]), a["error"])
     console.print(table)
+
+
+# ---- the fleet: `kill --fleet FILE`, `fleet status --fleet FILE` -----------------------------
+
+
+def _add_fleet_verbs(verbs: argparse._SubParsersAction[argparse.ArgumentParser],
+                     kill: argparse.ArgumentParser) -> None:
+    fleet_note = ("FILE is a fleet.toml: [[hosts]] with name, address, token_env or token_file, "
+                  "and TLS files (see examples/fleet/fleet.toml).")
+    kill.add_argument("--fleet", type=Path, default=None, metavar="FILE",
+                      help="every host of this fleet file at once, instead of --host; exits 0 "
+                      "only when every host confirmed HALTED, else 1 naming those that did not")
+    kill.add_argument("--deadline", type=_positive_seconds, default=DEFAULT_DEADLINE_S,
+                      metavar="S", help="with --fleet: for the whole fleet, retries included "
+                      f"(default {DEFAULT_DEADLINE_S:g})")
+    fleet = verbs.add_parser("fleet", help="many daemons at once",
+                             description=f"Ask every host of a fleet in parallel. {fleet_note}")
+    fleet.add_argument("action", choices=["status"])
+    fleet.add_argument("--fleet", type=Path, required=True, metavar="FILE")
+    fleet.add_argument("--json", action="store_true", help="JSON instead of a table")
+    fleet.add_argument("--deadline", type=_positive_seconds, default=DEFAULT_DEADLINE_S,
+                       metavar="S", help=f"for the whole fleet (default {DEFAULT_DEADLINE_S:g})")
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise argparse.ArgumentTypeError(f"seconds must be positive, got {text!r}")
+    return seconds
+
+
+def _run_fleet_verb(args: argparse.Namespace) -> int:
+    if args.verb == "kill":
+        given = [flag for flag in ("--host", "--tls-ca", "--tls-cert", "--tls-key")
+                 if getattr(args, flag[2:].replace("-", "_"), None) is not None]
+        if given:
+            print(f"steward: --fleet takes no {', '.join(given)}: each host's address and TLS "
+                  "files are in the fleet file", file=sys.stderr)
+            return EXIT_USAGE
+    try:
+        fleet = load_fleet(args.fleet)
+    except FleetError as exc:
+        print(f"steward: bad fleet file: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    for warning in fleet.warnings:
+        print(f"steward: warning: {warning}", file=sys.stderr)
+    if args.verb == "kill":
+        kills = kill_fleet(fleet, args.reason, flatten=args.flatten, deadline_s=args.deadline)
+        failed = [(o.name, o.error) for o in kills if not o.halted]
+        _emit(args, {"halted": not failed, "hosts": [asdict(o) for o in kills]},
+              lambda: _render_fleet_kill(kills))
+        what = "not confirmed HALTED"
+    else:
+        states = fleet_status(fleet, deadline_s=args.deadline)
+        failed = [(o.name, o.error) for o in states if o.error]
+        _emit(args, {"answered": not failed, "hosts": [asdict(o) for o in states]},
+              lambda: _render_fleet_status(states))
+        what = "no answer"
+    if failed:
+        print(f"steward: {what}: " + "; ".join(f"{name} ({error})" for name, error in failed),
+              file=sys.stderr)
+        return EXIT_FLEET_INCOMPLETE
+    return EXIT_OK
+
+
+def _render_fleet_kill(outcomes: list[KillOutcome]) -> None:
+    table = Table("host", "address", "outcome", "orders cancelled", "ms", "error",
+                  title="emergency stop")
+    for o in outcomes:
+        outcome = ("[bold red]HALTED[/bold red]" + (" (already)" if o.already_halted else "")
+                   if o.halted else "[bold]NOT CONFIRMED[/bold]")
+        errors = [f"{a['venue']}/{a['account']}: {a['error']}" for a in o.accounts if a["error"]]
+        table.add_row(o.name, o.address, outcome, str(o.orders_cancelled) if o.halted else "-",
+                      f"{o.elapsed_ms:.0f}", "; ".join([o.error, *errors]).strip("; "))
+    Console().print(table)
+
+
+def _render_fleet_status(outcomes: list[StatusOutcome]) -> None:
+    table = Table("host", "address", "trading", "reason", "open orders", "error")
+    for o in outcomes:
+        table.add_row(o.name, o.address, o.state or "?", o.reason,
+                      str(o.open_orders) if not o.error else "-", o.error)
+    Console().print(table)

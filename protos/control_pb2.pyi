@@ -668,3 +668,71 @@ class ResumeRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ResumeRequest: _TypeAlias = ResumeRequest  # noqa: Y015
+
+@_typing.final
+class WatchRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KINDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def kinds(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """only these kinds (e.g. "actor_crashed", "fill"); empty: all"""
+
+    def __init__(
+        self,
+        *,
+        kinds: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kinds", b"kinds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchRequest: _TypeAlias = WatchRequest  # noqa: Y015
+
+@_typing.final
+class Event(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQ_FIELD_NUMBER: _builtins.int
+    TS_NS_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    SUMMARY_FIELD_NUMBER: _builtins.int
+    DETAIL_JSON_FIELD_NUMBER: _builtins.int
+    DROPPED_FIELD_NUMBER: _builtins.int
+    seq: _builtins.int
+    """the daemon's event number: a gap means events were not delivered"""
+    ts_ns: _builtins.int
+    kind: _builtins.str
+    """actor_started, actor_crashed, actor_exited, actor_restarting,"""
+    source: _builtins.str
+    """actor_stopped, actor_abandoned, supervisor_gave_up, control_action,
+    trading_state, order, fill, funding, risk_denied, or a journaled event's kind
+    an actor path or name, or the control plane's caller
+    """
+    summary: _builtins.str
+    """one human-readable line"""
+    detail_json: _builtins.str
+    """the event's data as a JSON object; decimals as strings"""
+    dropped: _builtins.int
+    """events this watcher missed just before this one (it fell behind)"""
+    def __init__(
+        self,
+        *,
+        seq: _builtins.int = ...,
+        ts_ns: _builtins.int = ...,
+        kind: _builtins.str = ...,
+        source: _builtins.str = ...,
+        summary: _builtins.str = ...,
+        detail_json: _builtins.str = ...,
+        dropped: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["detail_json", b"detail_json", "dropped", b"dropped", "kind", b"kind", "seq", b"seq", "source", b"source", "summary", b"summary", "ts_ns", b"ts_ns"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Event: _TypeAlias = Event  # noqa: Y015

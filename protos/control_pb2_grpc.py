@@ -74,6 +74,11 @@ class ControlStub:
                 request_serializer=protos_dot_control__pb2.ResumeRequest.SerializeToString,
                 response_deserializer=protos_dot_control__pb2.TradingStatus.FromString,
                 _registered_method=True)
+        self.WatchEvents = channel.unary_stream(
+                '/steward.v1.Control/WatchEvents',
+                request_serializer=protos_dot_control__pb2.WatchRequest.SerializeToString,
+                response_deserializer=protos_dot_control__pb2.Event.FromString,
+                _registered_method=True)
 
 
 class ControlServicer:
@@ -131,6 +136,15 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchEvents(self, request, context):
+        """What happens, as it happens: supervision (actor started/crashed/restarted...), control
+        actions (who, what, outcome), trading state changes, orders, fills, risk denials. A watcher
+        that falls behind is not waited for: events it missed are counted in `dropped`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -173,6 +187,11 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.Resume,
                     request_deserializer=protos_dot_control__pb2.ResumeRequest.FromString,
                     response_serializer=protos_dot_control__pb2.TradingStatus.SerializeToString,
+            ),
+            'WatchEvents': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchEvents,
+                    request_deserializer=protos_dot_control__pb2.WatchRequest.FromString,
+                    response_serializer=protos_dot_control__pb2.Event.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -391,6 +410,33 @@ class Control:
             '/steward.v1.Control/Resume',
             protos_dot_control__pb2.ResumeRequest.SerializeToString,
             protos_dot_control__pb2.TradingStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/steward.v1.Control/WatchEvents',
+            protos_dot_control__pb2.WatchRequest.SerializeToString,
+            protos_dot_control__pb2.Event.FromString,
             options,
             channel_credentials,
             insecure,

@@ -46,6 +46,11 @@ class ControlStub:
     """HALTED first, then strategies stopped, cancel-all everywhere, optional flatten. Idempotent."""
     Resume: _grpc.UnaryUnaryMultiCallable[_control_pb2.ResumeRequest, _control_pb2.TradingStatus]
     """Back to ACTIVE; paused strategies resume."""
+    WatchEvents: _grpc.UnaryStreamMultiCallable[_control_pb2.WatchRequest, _control_pb2.Event]
+    """What happens, as it happens: supervision (actor started/crashed/restarted...), control
+    actions (who, what, outcome), trading state changes, orders, fills, risk denials. A watcher
+    that falls behind is not waited for: events it missed are counted in `dropped`.
+    """
 
 @_typing.type_check_only
 class ControlAsyncStub(ControlStub):
@@ -63,6 +68,11 @@ class ControlAsyncStub(ControlStub):
     """HALTED first, then strategies stopped, cancel-all everywhere, optional flatten. Idempotent."""
     Resume: _aio.UnaryUnaryMultiCallable[_control_pb2.ResumeRequest, _control_pb2.TradingStatus]  # type: ignore[assignment]
     """Back to ACTIVE; paused strategies resume."""
+    WatchEvents: _aio.UnaryStreamMultiCallable[_control_pb2.WatchRequest, _control_pb2.Event]  # type: ignore[assignment]
+    """What happens, as it happens: supervision (actor started/crashed/restarted...), control
+    actions (who, what, outcome), trading state changes, orders, fills, risk denials. A watcher
+    that falls behind is not waited for: events it missed are counted in `dropped`.
+    """
 
 class ControlServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -125,5 +135,16 @@ class ControlServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_control_pb2.TradingStatus, _abc.Awaitable[_control_pb2.TradingStatus]]:
         """Back to ACTIVE; paused strategies resume."""
+
+    @_abc_1.abstractmethod
+    def WatchEvents(
+        self,
+        request: _control_pb2.WatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_control_pb2.Event], _abc.AsyncIterator[_control_pb2.Event]]:
+        """What happens, as it happens: supervision (actor started/crashed/restarted...), control
+        actions (who, what, outcome), trading state changes, orders, fills, risk denials. A watcher
+        that falls behind is not waited for: events it missed are counted in `dropped`.
+        """
 
 def add_ControlServicer_to_server(servicer: ControlServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -9,7 +9,7 @@ Roles: viewer (status, params, reflection), operator (viewer + update params, pa
 restart actors, resume trading), admin (everything), kill (EmergencyStop only, for remote kill
 switches). Reflection accepts any valid token, health none. A missing, duplicated or unknown
 token is UNAUTHENTICATED; a known token outside its role, or an unknown method, is
-PERMISSION_DENIED.
+PERMISSION_DENIED. Over mTLS the caller is the token name with the client certificate's CN.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class Role(enum.Enum):
     KILL = "kill"
 
 
-_VIEW: Final = frozenset({"GetStatus", "GetParams"})
+_VIEW: Final = frozenset({"GetStatus", "GetParams", "WatchEvents"})
 _OPERATE: Final = _VIEW | {"UpdateParams", "PauseActor", "ResumeActor", "RestartActor",
                            "Resume"}
 ROLE_METHODS: Final[Mapping[Role, frozenset[str]]] = {
@@ -171,12 +171,23 @@ class TokenInterceptor(grpc.ServerInterceptor):
         behavior = handler.unary_unary
 
         def as_caller(request: Any, context: grpc.ServicerContext) -> Any:
-            _caller.set(name)  # the pool thread's context: reset on every call
+            _caller.set(caller_identity(name, context))  # the pool thread's: set every call
             return behavior(request, context)
 
         replaced: grpc.RpcMethodHandler[Any, Any] = handler._replace(  # type: ignore[attr-defined]
             unary_unary=as_caller)
         return replaced
+
+
+def caller_identity(name: str, context: grpc.ServicerContext) -> str:
+    """Who is calling, for the journal: the token name, with the client certificate's CN when
+    the connection is mTLS (`ops (CN=desk-1)`)."""
+    found = context.auth_context().get("x509_common_name")
+    names: list[bytes | str] = [] if found is None else (
+        [found] if isinstance(found, bytes) else list(found))
+    common = ", ".join(n.decode(errors="replace") if isinstance(n, bytes) else n
+                       for n in names)
+    return f"{name} (CN={common})" if common else name
 
 
 def _deny(handler: grpc.RpcMethodHandler[Any, Any] | None, code: grpc.StatusCode,

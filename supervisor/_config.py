@@ -48,9 +48,17 @@ class ControlTokenConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unkno
 
 class ControlConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     bind: str = "127.0.0.1:50051"
-    """host:port of the gRPC control server; anything but loopback needs TLS (refused now)."""
+    """host:port of the gRPC control server; anything but loopback needs TLS."""
     tokens: list[ControlTokenConfig] = []
     """None: the daemon makes an admin token in STEWARD_HOME/control.token (mode 0600)."""
+    tls_cert_file: str | None = None
+    """PEM certificate chain the server presents (with `tls_key_file`: serve TLS). Relative
+    paths are under the config file's directory."""
+    tls_key_file: str | None = None
+    """PEM private key of `tls_cert_file` (keep it mode 0600). Relative: as above."""
+    tls_client_ca_file: str | None = None
+    """PEM CA bundle: set, the server requires a client certificate signed by it (mTLS) and
+    journals its CN with the token name. Needs `tls_cert_file`. Relative: as above."""
 
 
 class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -125,7 +133,7 @@ def load_config(path: Path) -> DaemonConfig:
         key, reason = _split_validation_error(str(exc))
         raise ConfigError(path, key, reason) from None
     _check_references(path, config)
-    return config
+    return _with_tls_paths(path, config)
 
 
 def strategy_params(path: Path | str, index: int, strategy: StrategyConfig) -> msgspec.Struct:
@@ -169,6 +177,33 @@ def _check_references(path: Path, config: DaemonConfig) -> None:
         for reference in reference_venues:
             if reference not in venues:
                 raise ConfigError(path, f"{key}.follow_venue", f"no venue named {reference!r}")
+
+
+def _with_tls_paths(path: Path, config: DaemonConfig) -> DaemonConfig:
+    """Check the control TLS files go together, and make relative ones absolute (under the
+    config file's directory)."""
+    control = config.control
+    if (control.tls_cert_file is None) != (control.tls_key_file is None):
+        raise ConfigError(path, "control.tls_key_file" if control.tls_key_file is None
+                          else "control.tls_cert_file",
+                          "tls_cert_file and tls_key_file go together")
+    if control.tls_client_ca_file is not None and control.tls_cert_file is None:
+        raise ConfigError(path, "control.tls_client_ca_file",
+                          "mTLS needs the server's own tls_cert_file and tls_key_file")
+    base = path.resolve().parent
+    changes = {}
+    for key in ("tls_cert_file", "tls_key_file", "tls_client_ca_file"):
+        value: str | None = getattr(control, key)
+        if value is None:
+            continue
+        file = base / Path(value).expanduser()  # an absolute value stays as it is
+        if not file.is_file():
+            raise ConfigError(path, f"control.{key}", f"no such file: {file}")
+        changes[key] = str(file)
+    if not changes:
+        return config
+    return msgspec.structs.replace(config,
+                                   control=msgspec.structs.replace(control, **changes))
 
 
 def _unique(path: Path, key: str, names: list[str]) -> None:

@@ -51,6 +51,7 @@ from actors.messages import (
 from exchanges import AccountClient, OrderType, Side, TimeInForce, VenueError
 
 from ._assembly import Assembly
+from ._events_bus import EventBus
 from ._exceptions import ChildNotFoundError, SupervisionError
 from ._status import DaemonStatus, collect_status
 from ._supervisor import Supervisor
@@ -88,9 +89,14 @@ class StopReport(msgspec.Struct, frozen=True, kw_only=True):
 class ControlService:
     """The control plane's trio side. `root` is the running tree; `assembly` its parts."""
 
-    def __init__(self, root: Supervisor, assembly: Assembly) -> None:
+    _risk_missed_halt: bool = False
+
+    def __init__(self, root: Supervisor, assembly: Assembly,
+                 events: EventBus | None = None) -> None:
         self.root = root
         self.assembly = assembly
+        self.events = events
+        """Where control actions are published (WatchEvents); None: nowhere."""
 
     # ---- reading ---------------------------------------------------------------------------
 
@@ -124,10 +130,12 @@ class ControlService:
 
     async def emergency_stop(self, reason: str, flatten: bool, who: str) -> StopReport:
         started = time.perf_counter()
-        already = await self._halt(reason, who)
+        already = await self._halt(reason, who)  # in effect in risk before any later order
         outcomes: dict[tuple[str, str], AccountOutcome] = {}
         async with trio.open_nursery() as nursery:
-            # Halted, nothing new goes out: strategies stop while the venues cancel.
+            # Halted, nothing new goes out: the halt's durable write, the strategies' stops
+            # and the venues' cancels all run at once.
+            nursery.start_soon(self._confirm_halt, reason, who)
             nursery.start_soon(self._pause_strategies)
             for venue_config in self.assembly.config.venues:
                 for account in venue_config.accounts:
@@ -161,18 +169,35 @@ class ControlService:
     # ---- the steps -------------------------------------------------------------------------
 
     async def _halt(self, reason: str, who: str) -> bool:
-        """HALTED first of all; True if it was halted already."""
+        """HALTED first of all; True if it was halted already.
+
+        The request goes into risk's mailbox ahead of any order sent after it, and risk
+        applies a state change before its next message: from here on nothing new gets out.
+        Its durable write is confirmed by `_confirm_halt`, while the cancels already run.
+        """
         current = await self._ask_risk(GetTradingState())
         already = isinstance(current, TradingStateChanged) and (
             current.state is TradingState.HALTED
         )
-        if await self._risk_state(TradingState.HALTED, reason, who) is None:
+        try:
+            self.root.registry.lookup(RISK).tell_nowait(
+                SetTradingState(state=TradingState.HALTED, reason=reason, actor=who))
+        except (ActorError, trio.WouldBlock):
+            self._risk_missed_halt = True
+        else:
+            self._risk_missed_halt = False
+        return already
+
+    async def _confirm_halt(self, reason: str, who: str) -> None:
+        """The halt is on disk: risk answered after its write, or the journal has it."""
+        confirmed = None if self._risk_missed_halt else await self._ask_risk(GetTradingState())
+        if not (isinstance(confirmed, TradingStateChanged)
+                and confirmed.state is TradingState.HALTED):
             # Risk does not answer: the journal still gets it, so a restart comes back halted.
             await self._journal(TradingStateRecorded(
                 ts_ns=time.time_ns(), state=TradingState.HALTED.value, reason=reason,
                 actor=who,
             ))
-        return already
 
     async def _journal(self, record: JournalRecord) -> None:
         """Through the journal actor's handle; straight to the file when that actor is down
@@ -277,8 +302,11 @@ class ControlService:
                              "outcome": outcome, "error": error}, default=str)
         logger.warning("control: %s by %s: %s%s", action, who, outcome,
                        f" ({error})" if error else "")
+        ts_ns = time.time_ns()
+        if self.events is not None:
+            self.events.publish_control(ts_ns, who, action, request, outcome, error)
         await self._journal(EventRecorded(
-            ts_ns=time.time_ns(), kind="control_action", source=who, detail=detail,
+            ts_ns=ts_ns, kind="control_action", source=who, detail=detail,
         ))
 
 

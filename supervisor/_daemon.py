@@ -8,7 +8,7 @@ order on every venue account before the tree stops; exit 3.
 
 The gRPC control server (`control.bind`) starts once the tree is ready and stops, with a short
 grace for calls in flight, before the tree is asked to stop, so no control call ever meets a
-half-stopped tree. A non-loopback bind (no TLS yet), a taken port or a token the environment
+half-stopped tree. A non-loopback bind without TLS, a taken port or a token the environment
 lacks refuses to start with ControlServerError / AuthConfigError.
 """
 
@@ -36,8 +36,15 @@ from ._events import (
     SupervisionEvent,
     SupervisorGaveUp,
 )
+from ._events_bus import EventBus
 from ._exceptions import SupervisorFailedError
-from ._grpc import ControlServerError, ControlServerHandle, check_bind, serve_control
+from ._grpc import (
+    ControlServerError,
+    ControlServerHandle,
+    check_bind,
+    load_server_tls,
+    serve_control,
+)
 from ._home import HomeLock
 from ._spec import SupervisorSpec
 from ._supervisor import GiveUpHook, Supervisor
@@ -79,7 +86,8 @@ async def halt_on_give_up(failure: SupervisorFailedError) -> None:
     logger.critical("trading halted: %s", failure)
 
 
-def halt_trading_hook(assembly: Assembly, root: Callable[[], Supervisor]) -> GiveUpHook:
+def halt_trading_hook(assembly: Assembly, root: Callable[[], Supervisor],
+                      events: EventBus | None = None) -> GiveUpHook:
     """The root's give-up hook: a crash loop ends in a safe state, not in a loop.
 
     It halts the way an emergency stop does, with the reason recorded: HALTED first (straight
@@ -90,7 +98,7 @@ def halt_trading_hook(assembly: Assembly, root: Callable[[], Supervisor]) -> Giv
     async def halt(failure: SupervisorFailedError) -> None:
         reason = f"root supervisor gave up: {failure}"
         logger.critical("halting trading: %s", reason)
-        report = await ControlService(root(), assembly).emergency_stop(
+        report = await ControlService(root(), assembly, events).emergency_stop(
             reason, flatten=False, who="supervisor"
         )
         logger.critical("halted: %d orders cancelled on %d accounts in %.1f ms",
@@ -120,17 +128,22 @@ async def run_daemon(
                               on_give_up=halt_on_give_up)
             return await _serve(root, home, None)
         # Refuse a control plane we cannot serve before anything starts trading.
-        check_bind(config.control.bind)
+        tls = load_server_tls(config.control)
+        check_bind(config.control.bind, tls=tls is not None)
         tokens = load_tokens(config.control, home)
         assembly = assemble(config, home)
-        root = Supervisor(assembly.tree(), on_event=log_event,
-                          on_give_up=halt_trading_hook(assembly, lambda: root))
-        control = partial(serve_control, ControlService(root, assembly), config.control.bind,
-                          tokens)
+        # WatchEvents: supervision events, control actions, and what the journal commits.
+        events = EventBus()
+        assembly.journal.on_committed = events.journal_sink
+        root = Supervisor(assembly.tree(), on_event=events.supervision_sink(log_event),
+                          on_give_up=halt_trading_hook(assembly, lambda: root, events))
+        control = partial(serve_control, ControlService(root, assembly, events),
+                          config.control.bind,
+                          tokens, tls)
         refused: list[ControlServerError] = []
         async with running_venues(assembly):
             report = None if reporter is None else (lambda: reporter(root, assembly))
-            code = await _serve(root, home, report, control, refused)
+            code = await _serve(root, home, report, control, refused, events)
         if refused:  # raised out here, not through the venues' nursery as a group
             raise refused[0]
         return code
@@ -141,6 +154,7 @@ async def run_daemon(
 async def _serve(
     root: Supervisor, home: Path, report: Callable[[], Awaitable[None]] | None,
     control: ControlStarter | None = None, refused: list[ControlServerError] | None = None,
+    events: EventBus | None = None,
 ) -> int:
     """Run the tree (and the control server) to the end. A control server that cannot start
     stops the tree in order and is appended to `refused`."""
@@ -154,9 +168,11 @@ async def _serve(
                     try:
                         await root.run(task_status=task_status)
                     finally:
+                        if events is not None:
+                            events.close()  # open WatchEvents streams end now
                         nursery.cancel_scope.cancel()  # the signal watcher and view are done
 
-                nursery.start_soon(_stop_on_signals, signals, root, servers)
+                nursery.start_soon(_stop_on_signals, signals, root, servers, events)
                 await nursery.start(run_root)
                 if control is not None:
                     try:
@@ -181,10 +197,13 @@ async def _serve(
 
 
 async def _stop_on_signals(signals: AsyncIterator[int], root: Supervisor,
-                           servers: list[ControlServerHandle]) -> None:
+                           servers: list[ControlServerHandle],
+                           events: EventBus | None = None) -> None:
     # Every signal asks again; the stop is idempotent and each step is bounded.
     async for signum in signals:
         logger.info("%s received: stopping in order", signal.Signals(signum).name)
+        if events is not None:
+            events.close()  # WatchEvents streams end first: the server stops without waiting
         for server in servers:  # the control plane first: no call meets a stopping tree
             await server.stop()
         root.request_stop()

@@ -8,6 +8,9 @@ with the trio token (shared/grpc-trio.md). Traps this module avoids:
   in a nursery `serve_control` owns, and cancels it after `server.stop(grace)`.
 - After `trio.run` ends a bridged call raises `RunFinishedError`; a call in flight when the
   bridge closes is cancelled. Both answer UNAVAILABLE.
+- A non-loopback bind is refused unless TLS is configured: tokens must not travel bare. With
+  `tls_client_ca_file` the server requires client certificates (mTLS); the token is still
+  required on every call but health, and the caller's CN is journaled with the token name.
 - gRPC sets SO_REUSEPORT: a second daemon on the same port would bind *successfully*. It is
   turned off, so a taken port fails loudly.
 
@@ -21,6 +24,8 @@ from __future__ import annotations
 import ipaddress
 import logging
 from concurrent import futures
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Final
 
 import grpc
@@ -31,14 +36,18 @@ from grpc_reflection.v1alpha import reflection
 from protos import control_pb2, control_pb2_grpc
 
 from ._auth import TokenInterceptor, TokenTable
+from ._config import ControlConfig
 from ._control import ControlService
+from ._events_bus import MAX_WATCHERS
 from ._grpc_bridge import TrioBridge
 from ._grpc_servicer import ControlServicer
 
 logger = logging.getLogger("steward.control.server")
 
 STOP_GRACE_S: Final = 1.0  # calls in flight get this long to finish when the daemon stops
-POOL_THREADS: Final = 8  # unary calls only: a handler thread waits for its trio task
+# A unary call's thread waits for its trio task; each open WatchEvents stream pins a thread for
+# its life. Watchers are capped (RESOURCE_EXHAUSTED past the cap), so unary calls keep 8.
+POOL_THREADS: Final = MAX_WATCHERS + 8
 SERVICE_NAME: Final = control_pb2.DESCRIPTOR.services_by_name["Control"].full_name
 
 
@@ -46,13 +55,54 @@ class ControlServerError(Exception):
     """The control server cannot start: a non-loopback bind without TLS, a taken port."""
 
 
-def check_bind(bind: str) -> None:
-    """Refuse anything but loopback: TLS is not there yet, and tokens must not travel bare."""
+@dataclass(frozen=True)
+class ServerTls:
+    """The server's TLS material, read once at start. `client_ca` set: mTLS. The key never
+    appears in a repr, a log line or an error."""
+
+    cert_chain: bytes = field(repr=False)
+    private_key: bytes = field(repr=False)
+    client_ca: bytes | None = field(default=None, repr=False)
+
+    @property
+    def mutual(self) -> bool:
+        return self.client_ca is not None
+
+    def credentials(self) -> grpc.ServerCredentials:
+        return grpc.ssl_server_credentials(
+            [(self.private_key, self.cert_chain)], root_certificates=self.client_ca,
+            require_client_auth=self.mutual)
+
+
+def load_server_tls(config: ControlConfig) -> ServerTls | None:
+    """The configured TLS material (paths as `load_config` resolved them), or None without
+    `tls_cert_file`. An unreadable or non-PEM file is a ControlServerError naming the file."""
+    if config.tls_cert_file is None or config.tls_key_file is None:
+        return None
+
+    def read(key: str, name: str) -> bytes:
+        try:
+            data = Path(name).read_bytes()
+        except OSError as exc:
+            raise ControlServerError(f"control.{key}: cannot read {name}: "
+                                     f"{exc.strerror or type(exc).__name__}") from None
+        if b"-----BEGIN " not in data:
+            raise ControlServerError(f"control.{key}: {name} is not a PEM file")
+        return data
+
+    ca = config.tls_client_ca_file
+    return ServerTls(read("tls_cert_file", config.tls_cert_file),
+                     read("tls_key_file", config.tls_key_file),
+                     None if ca is None else read("tls_client_ca_file", ca))
+
+
+def check_bind(bind: str, *, tls: bool = False) -> None:
+    """Refuse anything but loopback unless `tls`: tokens must not travel bare."""
     host, sep, port = bind.rpartition(":")
     if not sep or not port.isdigit():
         raise ControlServerError(f"control.bind must be host:port, got {bind!r}")
     host = host.strip("[]")
-    if host == "localhost":
+    if tls or host == "localhost":
         return
     try:
         loopback = ipaddress.ip_address(host).is_loopback
@@ -61,7 +111,8 @@ def check_bind(bind: str) -> None:
     if not loopback:
         raise ControlServerError(
             f"control.bind {bind!r} is not a loopback address; serving the control plane "
-            "beyond this host requires TLS, which this version does not support yet"
+            "beyond this host requires TLS: set control.tls_cert_file and control.tls_key_file "
+            "(and control.tls_client_ca_file for mTLS)"
         )
 
 
@@ -80,12 +131,12 @@ class ControlServerHandle:
 
 
 async def serve_control(
-    service: ControlService, bind: str, tokens: TokenTable,
+    service: ControlService, bind: str, tokens: TokenTable, tls: ServerTls | None = None,
     *, task_status: trio.TaskStatus[ControlServerHandle] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve the Control service, health and reflection on `bind` until stopped or
-    cancelled. Raises ControlServerError if it cannot listen."""
-    check_bind(bind)
+    """Serve the Control service, health and reflection on `bind` (over TLS when `tls` is
+    given) until stopped or cancelled. Raises ControlServerError if it cannot listen."""
+    check_bind(bind, tls=tls is not None)
     bridge = TrioBridge(trio.lowlevel.current_trio_token())
     pool = futures.ThreadPoolExecutor(max_workers=POOL_THREADS, thread_name_prefix="steward-grpc")
     server = grpc.server(pool, interceptors=[TokenInterceptor(tokens)],
@@ -96,7 +147,8 @@ async def serve_control(
     reflection.enable_server_reflection(
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     try:
-        port = server.add_insecure_port(bind)
+        port = (server.add_insecure_port(bind) if tls is None
+                else server.add_secure_port(bind, tls.credentials()))
     except RuntimeError as exc:
         pool.shutdown(wait=False)
         raise ControlServerError(f"cannot listen on {bind}: {exc}") from None
@@ -107,8 +159,9 @@ async def serve_control(
         for name in ("", SERVICE_NAME):
             health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
         handle = ControlServerHandle(port)
-        logger.info("control server listening on %s", bind.rsplit(":", 1)[0]
-                    + f":{port}")
+        logger.info("control server listening on %s (%s)", bind.rsplit(":", 1)[0]
+                    + f":{port}", "plaintext" if tls is None else
+                    "mTLS" if tls.mutual else "TLS")
         try:
             task_status.started(handle)
             await handle._stop_requested.wait()

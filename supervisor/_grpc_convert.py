@@ -17,6 +17,7 @@ from actors.messages import ParamsReply, TradingState, TradingStateChanged
 from protos import control_pb2 as pb
 
 from ._control import StopReport
+from ._events_bus import Delivery
 from ._snapshot import ActorState
 from ._status import DaemonStatus
 
@@ -118,3 +119,11 @@ def stop_message(report: StopReport) -> pb.EmergencyStopReply:
                            orders_cancelled=outcome.orders_cancelled,
                            positions_flattened=outcome.positions_flattened, error=outcome.error)
     return reply
+
+
+def event_message(delivery: Delivery) -> pb.Event:
+    event = delivery.event
+    return pb.Event(seq=event.seq, ts_ns=event.ts_ns, kind=event.kind, source=event.source,
+                    summary=event.summary,
+                    detail_json=json.dumps(event.detail, default=str, sort_keys=True),
+                    dropped=delivery.dropped)

@@ -9,7 +9,7 @@ UNAVAILABLE. Other failures are logged here and answered INTERNAL without detail
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent import futures
 from typing import Final, NoReturn, TypeVar
 
@@ -20,8 +20,10 @@ from protos import control_pb2_grpc
 
 from ._auth import current_caller
 from ._control import ControlError, ControlService
+from ._events_bus import TooManyWatchersError
 from ._grpc_bridge import BridgeClosedError, TrioBridge
 from ._grpc_convert import (
+    event_message,
     params_from_struct,
     params_message,
     status_message,
@@ -32,6 +34,8 @@ from ._grpc_convert import (
 logger = logging.getLogger("steward.control.server")
 
 T = TypeVar("T")
+
+WATCH_POLL_S: Final = 0.25  # how often an idle stream checks that its client is still there
 
 CODES: Final = {
     "not_found": grpc.StatusCode.NOT_FOUND,
@@ -93,6 +97,28 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "reason: a reason is required")
         changed = self._call(context, self._service.resume, request.reason, current_caller())
         return trading_status(changed)
+
+    def WatchEvents(self, request: pb.WatchRequest,
+                    context: grpc.ServicerContext) -> Iterator[pb.Event]:
+        # Runs in a pool thread for the stream's life, never in trio: the bus hands events
+        # over through the watcher's own bounded buffer, so a slow reader only loses events.
+        bus = self._service.events
+        if bus is None:
+            _abort(context, grpc.StatusCode.UNIMPLEMENTED, "this daemon publishes no events")
+        try:
+            watcher = bus.subscribe(request.kinds)
+        except TooManyWatchersError as exc:
+            _abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+        context.add_callback(watcher.close)  # the client went away: stop buffering for it
+        try:
+            while context.is_active():
+                delivery = watcher.get(WATCH_POLL_S)
+                if delivery is not None:
+                    yield event_message(delivery)
+                elif watcher.closed:
+                    return  # the daemon is stopping: the stream ends cleanly
+        finally:
+            watcher.close()
 
     def _call(self, context: grpc.ServicerContext, afn: Callable[..., Awaitable[T]],
               *args: object) -> T:

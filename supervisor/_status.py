@@ -64,30 +64,55 @@ class DaemonStatus(msgspec.Struct, frozen=True, kw_only=True):
 
 
 async def collect_status(root: Supervisor, assembly: Assembly) -> DaemonStatus:
-    trading = await _ask(root, RISK, GetTradingState(), TradingStateChanged)
-    positions = await _ask_list(root, POSITIONS, GetPositions(), PositionView)
-    feeds = []
-    for venue_name in assembly.venues:
-        feed = await _ask(root, f"feed.{venue_name}", GetFeedStatus(), FeedStatus)
+    """Every actor and venue is asked at once: status costs one round trip, not one per
+    actor (a status poll must stay cheap beside trading)."""
+    accounts = [(v.name, account) for v in assembly.config.venues for account in v.accounts]
+    trading: list[TradingStateChanged | None] = [None]
+    positions: list[PositionView] = []
+    feeds: dict[str, FeedStatus] = {}
+    orders: dict[tuple[str, str], list[VenueOrder]] = {}
+
+    async def ask_trading() -> None:
+        trading[0] = await _ask(root, RISK, GetTradingState(), TradingStateChanged)
+
+    async def ask_positions() -> None:
+        positions.extend(await _ask_list(root, POSITIONS, GetPositions(), PositionView))
+
+    async def ask_feed(venue: str) -> None:
+        feed = await _ask(root, f"feed.{venue}", GetFeedStatus(), FeedStatus)
         if feed is not None:
-            feeds.append(feed)
-    open_orders: list[VenueOrder] = []
-    checks: list[PositionCheck] = []
-    for venue_config in assembly.config.venues:
-        venue = assembly.venues[venue_config.name]
-        for account in venue_config.accounts:
-            name = gateway_name(venue.name, account)
-            open_orders.extend(await _ask_list(root, name, GetOrders(), VenueOrder))
-            spot = {i.symbol for (v, _), i in assembly.instruments.items()
-                    if v == venue.name and i.is_spot}
-            perp_positions = [p for p in positions if p.symbol not in spot]
-            checks.extend(await _position_checks(assembly.account_client(venue.name, account),
-                                                 perp_positions))
+            feeds[venue] = feed
+
+    async def ask_orders(venue: str, account: str) -> None:
+        orders[(venue, account)] = await _ask_list(root, gateway_name(venue, account),
+                                                   GetOrders(), VenueOrder)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(ask_trading)
+        nursery.start_soon(ask_positions)
+        for venue in assembly.venues:
+            nursery.start_soon(ask_feed, venue)
+        for venue, account in accounts:
+            nursery.start_soon(ask_orders, venue, account)
+
+    checks: dict[tuple[str, str], list[PositionCheck]] = {}
+
+    async def check(venue: str, account: str) -> None:
+        spot = {i.symbol for (v, _), i in assembly.instruments.items() if v == venue and i.is_spot}
+        perp_positions = [p for p in positions if p.symbol not in spot]
+        checks[(venue, account)] = await _position_checks(
+            assembly.account_client(venue, account), perp_positions)
+
+    async with trio.open_nursery() as nursery:
+        for venue, account in accounts:
+            nursery.start_soon(check, venue, account)
     snapshot = root.snapshot()
     return DaemonStatus(
         name=assembly.config.name, ts_ns=time.time_ns(), uptime_s=snapshot[0].uptime_s,
-        trading=trading, actors=snapshot, feeds=feeds, positions=positions,
-        position_checks=checks, open_orders=open_orders,
+        trading=trading[0], actors=snapshot,
+        feeds=[feeds[v] for v in assembly.venues if v in feeds], positions=positions,
+        position_checks=[c for key in accounts for c in checks.get(key, [])],
+        open_orders=[o for key in accounts for o in orders.get(key, [])],
     )
 
 

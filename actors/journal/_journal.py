@@ -13,6 +13,7 @@ for the writer, so a status query stays fast during a burst of fills.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -60,6 +61,9 @@ class Journal:
         )
         self._read_lock = trio.Lock()
         self._readable = True
+        self.on_committed: Callable[[JournalRecord], None] | None = None
+        """Told of each record once committed, if it changed the journal (WatchEvents).
+        Must not block; it is called on the trio thread and its errors are swallowed."""
 
     @property
     def path(self) -> Path:
@@ -81,16 +85,31 @@ class Journal:
         If the caller is cancelled after the record was queued, it is still written.
         """
         (changed,) = await self._committer.submit((encode(record),))
+        if changed:
+            self._committed((record,))
         return changed
 
     async def record_many(self, records: Iterable[JournalRecord]) -> list[bool]:
         """Journal several records in one transaction (never split, even past the batch cap):
         all commit or none do. If any record is malformed, none is queued."""
+        records = list(records)
         encoded = [encode(record) for record in records]
         if not encoded:
             await trio.lowlevel.checkpoint()
             return []
-        return list(await self._committer.submit(encoded))
+        changed = list(await self._committer.submit(encoded))
+        self._committed(r for r, new in zip(records, changed, strict=True) if new)
+        return changed
+
+    def _committed(self, records: Iterable[JournalRecord]) -> None:
+        observer = self.on_committed
+        if observer is None:
+            return
+        for record in records:
+            try:
+                observer(record)
+            except Exception:  # an observer never fails a write
+                logging.getLogger("steward.journal").exception("journal observer failed")
 
     def statistics(self) -> JournalStatistics:
         return self._committer.statistics()

@@ -8,6 +8,7 @@ start after it and restart when it does, write through the handle it set.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import trio
@@ -17,6 +18,7 @@ from actors import Actor
 from ._config import JournalConfig
 from ._exceptions import JournalClosedError
 from ._journal import DEFAULT_JOURNAL_CONFIG, Journal, open_journal
+from ._records import JournalRecord
 
 
 class JournalService:
@@ -24,6 +26,8 @@ class JournalService:
         self.path = path
         self.config = config
         self._journal: Journal | None = None
+        self.on_committed: Callable[[JournalRecord], None] | None = None
+        """Passed to every journal this service opens (see `Journal.on_committed`)."""
 
     @property
     def journal(self) -> Journal:
@@ -46,6 +50,7 @@ class JournalActor(Actor):
     async def _hold_open(self, opened: trio.Event) -> None:
         try:
             async with open_journal(self.service.path, self.service.config) as journal:
+                journal.on_committed = self.service.on_committed
                 self.service._journal = journal
                 opened.set()
                 await trio.sleep_forever()

@@ -14,6 +14,7 @@ from typing import Any, Final, TypeVar
 
 import grpc
 from google.protobuf import json_format
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from protos import control_pb2 as pb
@@ -136,8 +137,41 @@ def _channel(address: str, tls: TlsOptions | None) -> grpc.Channel:
 
 
 def _plain(message: Message) -> dict[str, Any]:
-    return json_format.MessageToDict(message, preserving_proto_field_name=True,
-                                     always_print_fields_with_no_presence=True)
+    """What `json_format.MessageToDict(message, preserving_proto_field_name=True,
+    always_print_fields_with_no_presence=True)` gives, without its generic machinery: the
+    status reply is converted on every poll, and that was most of a GetStatus call's cost.
+    Well-known types (Struct, ...) still go through json_format."""
+    out: dict[str, Any] = {}
+    for field in message.DESCRIPTOR.fields:
+        value = getattr(message, field.name)
+        if field.is_repeated:
+            out[field.name] = [_value(field, item) for item in value]
+        elif field.has_presence and not message.HasField(field.name):
+            continue
+        else:
+            out[field.name] = _value(field, value)
+    return out
+
+
+_INT64 = frozenset({
+    FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_SINT64,
+    FieldDescriptor.TYPE_FIXED64, FieldDescriptor.TYPE_SFIXED64,
+})
+
+
+def _value(field: Any, value: Any) -> Any:
+    # `field` is a FieldDescriptor; its stubs type the upb variant and the optional
+    # message/enum types loosely, and this runs per field of every status reply.
+    if field.type == FieldDescriptor.TYPE_MESSAGE:
+        if field.message_type.full_name.startswith("google.protobuf."):
+            return json_format.MessageToDict(value, preserving_proto_field_name=True)
+        return _plain(value)
+    if field.type == FieldDescriptor.TYPE_ENUM:
+        enum_value = field.enum_type.values_by_number.get(value)
+        return value if enum_value is None else enum_value.name
+    if field.type in _INT64:
+        return str(value)  # as proto3 JSON writes 64-bit integers
+    return value
 
 
 def _short(name: str, prefix: str) -> str:

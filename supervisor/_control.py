@@ -90,6 +90,7 @@ class ControlService:
     """The control plane's trio side. `root` is the running tree; `assembly` its parts."""
 
     _risk_missed_halt: bool = False
+    _background: trio.Nursery | None = None
 
     def __init__(self, root: Supervisor, assembly: Assembly,
                  events: EventBus | None = None) -> None:
@@ -97,6 +98,12 @@ class ControlService:
         self.assembly = assembly
         self.events = events
         """Where control actions are published (WatchEvents); None: nowhere."""
+
+    def attach_background(self, nursery: trio.Nursery) -> None:
+        """Journal control actions in `nursery` (the server's, alive while it serves) instead
+        of before replying: the reply to an emergency stop does not wait for that commit.
+        The action is still published at once, and a write once enqueued is never lost."""
+        self._background = nursery
 
     # ---- reading ---------------------------------------------------------------------------
 
@@ -305,9 +312,11 @@ class ControlService:
         ts_ns = time.time_ns()
         if self.events is not None:
             self.events.publish_control(ts_ns, who, action, request, outcome, error)
-        await self._journal(EventRecorded(
-            ts_ns=ts_ns, kind="control_action", source=who, detail=detail,
-        ))
+        record = EventRecorded(ts_ns=ts_ns, kind="control_action", source=who, detail=detail)
+        if self._background is not None:
+            self._background.start_soon(self._journal, record)
+        else:
+            await self._journal(record)
 
 
 def _write_direct(path: Path, record: JournalRecord) -> None:

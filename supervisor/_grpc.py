@@ -40,7 +40,9 @@ from ._config import ControlConfig
 from ._control import ControlService
 from ._events_bus import MAX_WATCHERS
 from ._grpc_bridge import TrioBridge
+from ._grpc_convert import status_message
 from ._grpc_servicer import ControlServicer
+from ._status_cache import STATUS_REFRESH_S, StatusCache
 
 logger = logging.getLogger("steward.control.server")
 
@@ -130,6 +132,19 @@ class ControlServerHandle:
             await self._stopped.wait()
 
 
+async def _refresh_status(service: ControlService, cache: StatusCache) -> None:
+    """Keep the cached status reply fresh (see _status_cache); ends with the server."""
+    while True:
+        generation = cache.generation()
+        try:
+            status = status_message(await service.status())
+        except Exception:
+            logger.exception("status refresh failed; GetStatus collects afresh meanwhile")
+        else:
+            cache.store(status, generation)
+        await trio.sleep(STATUS_REFRESH_S)
+
+
 async def serve_control(
     service: ControlService, bind: str, tokens: TokenTable, tls: ServerTls | None = None,
     *, task_status: trio.TaskStatus[ControlServerHandle] = trio.TASK_STATUS_IGNORED,
@@ -141,7 +156,9 @@ async def serve_control(
     pool = futures.ThreadPoolExecutor(max_workers=POOL_THREADS, thread_name_prefix="steward-grpc")
     server = grpc.server(pool, interceptors=[TokenInterceptor(tokens)],
                          options=[("grpc.so_reuseport", 0)])
-    control_pb2_grpc.add_ControlServicer_to_server(ControlServicer(service, bridge), server)
+    cache = StatusCache()
+    control_pb2_grpc.add_ControlServicer_to_server(ControlServicer(service, bridge, cache),
+                                                   server)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -155,6 +172,8 @@ async def serve_control(
     # The bridge's nursery is ours, not trio's system nursery: cancelled once the server stops.
     async with trio.open_nursery() as bridge_nursery:
         bridge.attach(bridge_nursery)
+        service.attach_background(bridge_nursery)
+        bridge_nursery.start_soon(_refresh_status, service, cache)
         server.start()
         for name in ("", SERVICE_NAME):
             health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

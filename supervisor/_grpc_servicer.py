@@ -30,6 +30,7 @@ from ._grpc_convert import (
     stop_message,
     trading_status,
 )
+from ._status_cache import StatusCache
 
 logger = logging.getLogger("steward.control.server")
 
@@ -45,12 +46,17 @@ CODES: Final = {
 
 
 class ControlServicer(control_pb2_grpc.ControlServicer):
-    def __init__(self, service: ControlService, bridge: TrioBridge) -> None:
+    def __init__(self, service: ControlService, bridge: TrioBridge,
+                 cache: StatusCache | None = None) -> None:
         self._service = service
         self._bridge = bridge
+        self._cache = cache
 
     def GetStatus(self, request: pb.GetStatusRequest,
                   context: grpc.ServicerContext) -> pb.Status:
+        cached = None if self._cache is None else self._cache.fresh()
+        if cached is not None:
+            return cached
         return status_message(self._call(context, self._service.status))
 
     def GetParams(self, request: pb.GetParamsRequest,
@@ -61,8 +67,8 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
     def UpdateParams(self, request: pb.UpdateParamsRequest,
                      context: grpc.ServicerContext) -> pb.Params:
         params = params_from_struct(request.params)
-        reply = self._call(context, self._service.update_params, request.actor, params,
-                           request.dry_run, current_caller())
+        reply = self._change(context, self._service.update_params, request.actor, params,
+                             request.dry_run, current_caller())
         if not reply.accepted:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                           f"{request.actor}: parameters rejected: {reply.error}")
@@ -70,32 +76,33 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
 
     def PauseActor(self, request: pb.ActorRequest,
                    context: grpc.ServicerContext) -> pb.ActorReply:
-        self._call(context, self._service.pause_actor, request.name, current_caller())
+        self._change(context, self._service.pause_actor, request.name, current_caller())
         return pb.ActorReply(name=request.name, outcome="paused")
 
     def ResumeActor(self, request: pb.ActorRequest,
                     context: grpc.ServicerContext) -> pb.ActorReply:
-        self._call(context, self._service.resume_actor, request.name, current_caller())
+        self._change(context, self._service.resume_actor, request.name, current_caller())
         return pb.ActorReply(name=request.name, outcome="resumed")
 
     def RestartActor(self, request: pb.ActorRequest,
                      context: grpc.ServicerContext) -> pb.ActorReply:
-        self._call(context, self._service.restart_actor, request.name, current_caller())
+        self._change(context, self._service.restart_actor, request.name, current_caller())
         return pb.ActorReply(name=request.name, outcome="restarted")
 
     def EmergencyStop(self, request: pb.EmergencyStopRequest,
                       context: grpc.ServicerContext) -> pb.EmergencyStopReply:
         if not request.reason.strip():
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "reason: a reason is required")
-        report = self._call(context, self._service.emergency_stop, request.reason,
-                            request.flatten, current_caller())
+        report = self._change(context, self._service.emergency_stop, request.reason,
+                              request.flatten, current_caller())
         return stop_message(report)
 
     def Resume(self, request: pb.ResumeRequest,
                context: grpc.ServicerContext) -> pb.TradingStatus:
         if not request.reason.strip():
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "reason: a reason is required")
-        changed = self._call(context, self._service.resume, request.reason, current_caller())
+        changed = self._change(context, self._service.resume, request.reason,
+                               current_caller())
         return trading_status(changed)
 
     def WatchEvents(self, request: pb.WatchRequest,
@@ -119,6 +126,18 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
                     return  # the daemon is stopping: the stream ends cleanly
         finally:
             watcher.close()
+
+    def _change(self, context: grpc.ServicerContext, afn: Callable[..., Awaitable[T]],
+                *args: object) -> T:
+        """A call that may change the daemon: the cached status is stale from its start to
+        its end (a refresh racing with it is refused by generation)."""
+        if self._cache is not None:
+            self._cache.invalidate()
+        try:
+            return self._call(context, afn, *args)
+        finally:
+            if self._cache is not None:
+                self._cache.invalidate()
 
     def _call(self, context: grpc.ServicerContext, afn: Callable[..., Awaitable[T]],
               *args: object) -> T:

@@ -24,6 +24,9 @@ class StuckService:
     def __init__(self) -> None:
         self.entered = trio.Event()
 
+    def attach_background(self, nursery: trio.Nursery) -> None:
+        pass
+
     async def status(self) -> object:
         self.entered.set()
         await trio.sleep_forever()

@@ -1,0 +1,38 @@
+"""Backpack Exchange adapter: ED25519 request signing and client-id mapping (venues.md §2).
+
+Public names live here; code lives in `_private` modules.
+"""
+
+from ._auth import ENDPOINT_INSTRUCTIONS as ENDPOINT_INSTRUCTIONS
+from ._auth import INSTRUCTION_EXTENSION as INSTRUCTION_EXTENSION
+from ._auth import BackpackAuth as BackpackAuth
+from ._auth import default_instruction_for as default_instruction_for
+from ._auth import wall_clock_ms as wall_clock_ms
+from ._client_ids import ClientIdMap as ClientIdMap
+from ._client_ids import uint32_of as uint32_of
+from ._signing import BATCH_INSTRUCTION as BATCH_INSTRUCTION
+from ._signing import DEFAULT_WINDOW_MS as DEFAULT_WINDOW_MS
+from ._signing import MAX_WINDOW_MS as MAX_WINDOW_MS
+from ._signing import batch_signing_string as batch_signing_string
+from ._signing import public_key_b64 as public_key_b64
+from ._signing import render_value as render_value
+from ._signing import sign as sign
+from ._signing import signing_string as signing_string
+
+__all__ = [
+    "BATCH_INSTRUCTION",
+    "DEFAULT_WINDOW_MS",
+    "ENDPOINT_INSTRUCTIONS",
+    "INSTRUCTION_EXTENSION",
+    "MAX_WINDOW_MS",
+    "BackpackAuth",
+    "ClientIdMap",
+    "batch_signing_string",
+    "default_instruction_for",
+    "public_key_b64",
+    "render_value",
+    "sign",
+    "signing_string",
+    "uint32_of",
+    "wall_clock_ms",
+]

@@ -18,6 +18,8 @@ PACKAGES = [
     "actors.strategies.spread_arb",
     "clients",
     "exchanges",
+    "exchanges.aster",
+    "exchanges.backpack",
     "exchanges.paper",
     "supervisor",
 ]

@@ -1,0 +1,29 @@
+"""AsterDEX adapter: request signing (V1 HMAC and V3 API-wallet EIP-712) as httpx.Auth flows."""
+
+from ._auth import API_KEY_ENV as API_KEY_ENV
+from ._auth import API_SECRET_ENV as API_SECRET_ENV
+from ._auth import PRIVATE_KEY_ENV as PRIVATE_KEY_ENV
+from ._auth import SIGNER_ENV as SIGNER_ENV
+from ._auth import USER_ENV as USER_ENV
+from ._auth import AsterHmacAuth as AsterHmacAuth
+from ._auth import AsterWalletAuth as AsterWalletAuth
+from ._auth import auth_from_env as auth_from_env
+from ._signing import eip712_signature as eip712_signature
+from ._signing import eip712_typed_data as eip712_typed_data
+from ._signing import hmac_payload as hmac_payload
+from ._signing import hmac_signature as hmac_signature
+
+__all__ = [
+    "API_KEY_ENV",
+    "API_SECRET_ENV",
+    "PRIVATE_KEY_ENV",
+    "SIGNER_ENV",
+    "USER_ENV",
+    "AsterHmacAuth",
+    "AsterWalletAuth",
+    "auth_from_env",
+    "eip712_signature",
+    "eip712_typed_data",
+    "hmac_payload",
+    "hmac_signature",
+]

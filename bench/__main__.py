@@ -17,6 +17,7 @@ from .journal import run_journal
 from .kill import run_kill
 from .paper_match import run_paper_match
 from .restart import run_restart
+from .sign import run_sign
 from .strategy_decision import run_strategy_decision
 from .tick_to_order import run_tick_to_order
 
@@ -27,6 +28,7 @@ GROUPS: Final[dict[str, Callable[[], Awaitable[dict[str, Any]]]]] = {
     "kill": run_kill,
     "paper_match": run_paper_match,
     "restart": run_restart,
+    "sign": run_sign,
     "strategy_decision": run_strategy_decision,
     "tick_to_order": run_tick_to_order,
 }

@@ -8,6 +8,7 @@ from ._auth import USER_ENV as USER_ENV
 from ._auth import AsterHmacAuth as AsterHmacAuth
 from ._auth import AsterWalletAuth as AsterWalletAuth
 from ._auth import auth_from_env as auth_from_env
+from ._signing import eip712_digest as eip712_digest
 from ._signing import eip712_signature as eip712_signature
 from ._signing import eip712_typed_data as eip712_typed_data
 from ._signing import hmac_payload as hmac_payload
@@ -22,6 +23,7 @@ __all__ = [
     "AsterHmacAuth",
     "AsterWalletAuth",
     "auth_from_env",
+    "eip712_digest",
     "eip712_signature",
     "eip712_typed_data",
     "hmac_payload",

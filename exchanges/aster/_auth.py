@@ -15,10 +15,16 @@ from collections.abc import Callable, Generator, Mapping
 from urllib.parse import urlencode
 
 import httpx
-from eth_account import Account
+from eth_keys.datatypes import PrivateKey
 
 from .._exceptions import VenueAuthError
-from ._signing import MAINNET_CHAIN_ID, eip712_signature, hmac_payload, hmac_signature
+from ._signing import (
+    MAINNET_CHAIN_ID,
+    eip712_signature,
+    hmac_payload,
+    hmac_signature,
+    private_key_of,
+)
 
 VENUE = "aster"
 API_KEY_HEADER = "X-MBX-APIKEY"
@@ -76,6 +82,21 @@ def _split(request: httpx.Request) -> tuple[str, str | None]:
     if content or (_is_form(request) and request.method != "GET"):
         return query, content.decode("ascii")
     return query, None
+
+
+class _WalletKey:
+    """Holds the parsed API-wallet key; eth-keys' own repr prints the key in hex."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: PrivateKey) -> None:
+        self.key = key
+
+    def __repr__(self) -> str:
+        return "<redacted secp256k1 key>"
+
+    def __reduce__(self) -> str | tuple[object, ...]:
+        raise TypeError("a wallet key cannot be pickled")
 
 
 class AsterHmacAuth(httpx.Auth):
@@ -153,14 +174,15 @@ class AsterWalletAuth(httpx.Auth):
         if not user or not signer or not private_key:
             raise VenueAuthError(VENUE, "wallet auth needs user, signer and private key")
         try:
-            derived = Account.from_key(private_key).address
+            key = private_key_of(private_key)
         except Exception:  # its message may quote the key
             raise VenueAuthError(VENUE, "the private key is not a valid secp256k1 key") from None
+        derived = key.public_key.to_checksum_address()
         if derived.lower() != signer.lower():
             raise VenueAuthError(VENUE, f"the private key does not belong to signer {signer}")
         self.user = user
         self.signer = signer
-        self._key = private_key
+        self._key = _WalletKey(key)
         self._clock_us = clock_us
         self.offset_ms = offset_ms
         self.chain_id = chain_id
@@ -192,7 +214,7 @@ class AsterWalletAuth(httpx.Auth):
         extra = urlencode([("user", self.user), ("signer", self.signer),
                            ("nonce", str(self.next_nonce()))])
         msg = _join(body if body is not None else query, extra)
-        signed_params = f"{msg}&signature={eip712_signature(self._key, msg, self.chain_id)}"
+        signed_params = f"{msg}&signature={eip712_signature(self._key.key, msg, self.chain_id)}"
         if body is None:
             return _with_params(request, signed_params, None)
         return _with_params(request, "", signed_params)

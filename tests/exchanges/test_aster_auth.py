@@ -128,6 +128,15 @@ def test_eip712_signature_when_signed_then_recovers_to_signer_and_is_stable():
     assert recovered_signer(msg + "&x=1", signature) != SIGNER
 
 
+@pytest.mark.parametrize("chain_id", [1666, 714])
+@pytest.mark.parametrize("msg", ["", "a=1", "symbol=BTCUSDT&price=64250.5&note=caf\u00e9 %26"])
+def test_eip712_signature_when_fast_path_then_equals_generic_typed_data_encoding(
+        msg: str, chain_id: int):
+    generic = Account.sign_message(encode_typed_data(full_message=eip712_typed_data(msg, chain_id)),
+                                   private_key=PRIVATE_KEY)
+    assert eip712_signature(PRIVATE_KEY, msg, chain_id) == "0x" + bytes(generic.signature).hex()
+
+
 def test_eip712_signature_when_testnet_chain_then_differs_from_mainnet():
     assert eip712_signature(PRIVATE_KEY, "a=1", 714) != eip712_signature(PRIVATE_KEY, "a=1")
 

@@ -12,6 +12,7 @@ from typing import Any, Final
 import trio
 
 from .control import run_control
+from .decode import run_decode
 from .hop import run_hop
 from .journal import run_journal
 from .kill import run_kill
@@ -23,6 +24,7 @@ from .tick_to_order import run_tick_to_order
 
 GROUPS: Final[dict[str, Callable[[], Awaitable[dict[str, Any]]]]] = {
     "control": run_control,
+    "decode": run_decode,
     "hop": run_hop,
     "journal": run_journal,
     "kill": run_kill,

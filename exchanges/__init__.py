@@ -27,6 +27,8 @@ from ._models import TimeInForce as TimeInForce
 from ._models import Trade as Trade
 from ._models import UserEvent as UserEvent
 from ._models import VenueOrder as VenueOrder
+from ._rate_limits import RateLimitedError as RateLimitedError
+from ._stream_errors import MalformedMessageError as MalformedMessageError
 from ._venue import AccountClient as AccountClient
 from ._venue import MarketDataClient as MarketDataClient
 
@@ -38,6 +40,7 @@ __all__ = [
     "FundingPayment",
     "Instrument",
     "Liquidity",
+    "MalformedMessageError",
     "MarkPrice",
     "MarketDataClient",
     "MarketEvent",
@@ -47,6 +50,7 @@ __all__ = [
     "OrderType",
     "Position",
     "PositionState",
+    "RateLimitedError",
     "RejectReason",
     "Side",
     "TimeInForce",

@@ -1,4 +1,5 @@
-"""AsterDEX adapter: request signing (V1 HMAC and V3 API-wallet EIP-712) as httpx.Auth flows."""
+"""AsterDEX adapter: request signing (V1 HMAC and V3 API-wallet EIP-712) as httpx.Auth flows,
+and decoders for the futures WebSocket market streams."""
 
 from ._auth import API_KEY_ENV as API_KEY_ENV
 from ._auth import API_SECRET_ENV as API_SECRET_ENV
@@ -8,11 +9,19 @@ from ._auth import USER_ENV as USER_ENV
 from ._auth import AsterHmacAuth as AsterHmacAuth
 from ._auth import AsterWalletAuth as AsterWalletAuth
 from ._auth import auth_from_env as auth_from_env
+from ._errors import error_from_response as error_from_response
+from ._errors import used_weight as used_weight
 from ._signing import eip712_digest as eip712_digest
 from ._signing import eip712_signature as eip712_signature
 from ._signing import eip712_typed_data as eip712_typed_data
 from ._signing import hmac_payload as hmac_payload
 from ._signing import hmac_signature as hmac_signature
+from ._streams import AsterDepthUpdate as AsterDepthUpdate
+from ._streams import AsterMarkPrice as AsterMarkPrice
+from ._streams import decode_book_ticker as decode_book_ticker
+from ._streams import decode_combined as decode_combined
+from ._streams import decode_depth_update as decode_depth_update
+from ._streams import decode_mark_price as decode_mark_price
 
 __all__ = [
     "API_KEY_ENV",
@@ -20,12 +29,20 @@ __all__ = [
     "PRIVATE_KEY_ENV",
     "SIGNER_ENV",
     "USER_ENV",
+    "AsterDepthUpdate",
     "AsterHmacAuth",
+    "AsterMarkPrice",
     "AsterWalletAuth",
     "auth_from_env",
+    "decode_book_ticker",
+    "decode_combined",
+    "decode_depth_update",
+    "decode_mark_price",
     "eip712_digest",
     "eip712_signature",
     "eip712_typed_data",
+    "error_from_response",
     "hmac_payload",
     "hmac_signature",
+    "used_weight",
 ]

@@ -1,4 +1,5 @@
-"""Backpack Exchange adapter: ED25519 request signing and client-id mapping (venues.md §2).
+"""Backpack Exchange adapter: ED25519 request signing, client-id mapping and WebSocket
+market-stream decoders (venues.md §2).
 
 Public names live here; code lives in `_private` modules.
 """
@@ -10,6 +11,7 @@ from ._auth import default_instruction_for as default_instruction_for
 from ._auth import wall_clock_ms as wall_clock_ms
 from ._client_ids import ClientIdMap as ClientIdMap
 from ._client_ids import uint32_of as uint32_of
+from ._errors import error_from_response as error_from_response
 from ._signing import BATCH_INSTRUCTION as BATCH_INSTRUCTION
 from ._signing import DEFAULT_WINDOW_MS as DEFAULT_WINDOW_MS
 from ._signing import MAX_WINDOW_MS as MAX_WINDOW_MS
@@ -18,6 +20,12 @@ from ._signing import public_key_b64 as public_key_b64
 from ._signing import render_value as render_value
 from ._signing import sign as sign
 from ._signing import signing_string as signing_string
+from ._streams import BackpackDepthUpdate as BackpackDepthUpdate
+from ._streams import BackpackMarkPrice as BackpackMarkPrice
+from ._streams import decode_book_ticker as decode_book_ticker
+from ._streams import decode_depth as decode_depth
+from ._streams import decode_mark_price as decode_mark_price
+from ._streams import decode_market_message as decode_market_message
 
 __all__ = [
     "BATCH_INSTRUCTION",
@@ -26,9 +34,16 @@ __all__ = [
     "INSTRUCTION_EXTENSION",
     "MAX_WINDOW_MS",
     "BackpackAuth",
+    "BackpackDepthUpdate",
+    "BackpackMarkPrice",
     "ClientIdMap",
     "batch_signing_string",
+    "decode_book_ticker",
+    "decode_depth",
+    "decode_mark_price",
+    "decode_market_message",
     "default_instruction_for",
+    "error_from_response",
     "public_key_b64",
     "render_value",
     "sign",

@@ -10,6 +10,8 @@ from ._exceptions import VenueAuthError as VenueAuthError
 from ._exceptions import VenueError as VenueError
 from ._exceptions import VenueRejectedError as VenueRejectedError
 from ._exceptions import VenueTransportError as VenueTransportError
+from ._local_book import LocalBook as LocalBook
+from ._local_book import SyncResult as SyncResult
 from ._models import Balance as Balance
 from ._models import BookTop as BookTop
 from ._models import Fill as Fill
@@ -40,6 +42,7 @@ __all__ = [
     "FundingPayment",
     "Instrument",
     "Liquidity",
+    "LocalBook",
     "MalformedMessageError",
     "MarkPrice",
     "MarketDataClient",
@@ -53,6 +56,7 @@ __all__ = [
     "RateLimitedError",
     "RejectReason",
     "Side",
+    "SyncResult",
     "TimeInForce",
     "Trade",
     "UserEvent",

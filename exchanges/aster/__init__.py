@@ -9,8 +9,14 @@ from ._auth import USER_ENV as USER_ENV
 from ._auth import AsterHmacAuth as AsterHmacAuth
 from ._auth import AsterWalletAuth as AsterWalletAuth
 from ._auth import auth_from_env as auth_from_env
+from ._book_sync import AsterBookSync as AsterBookSync
+from ._client_ids import check_client_id as check_client_id
+from ._client_ids import venue_client_id as venue_client_id
 from ._errors import error_from_response as error_from_response
 from ._errors import used_weight as used_weight
+from ._instruments import AsterLotSize as AsterLotSize
+from ._instruments import instruments_from_exchange_info as instruments_from_exchange_info
+from ._instruments import market_lot_sizes_from_exchange_info as market_lot_sizes_from_exchange_info
 from ._signing import eip712_digest as eip712_digest
 from ._signing import eip712_signature as eip712_signature
 from ._signing import eip712_typed_data as eip712_typed_data
@@ -29,11 +35,14 @@ __all__ = [
     "PRIVATE_KEY_ENV",
     "SIGNER_ENV",
     "USER_ENV",
+    "AsterBookSync",
     "AsterDepthUpdate",
     "AsterHmacAuth",
+    "AsterLotSize",
     "AsterMarkPrice",
     "AsterWalletAuth",
     "auth_from_env",
+    "check_client_id",
     "decode_book_ticker",
     "decode_combined",
     "decode_depth_update",
@@ -44,5 +53,8 @@ __all__ = [
     "error_from_response",
     "hmac_payload",
     "hmac_signature",
+    "instruments_from_exchange_info",
+    "market_lot_sizes_from_exchange_info",
     "used_weight",
+    "venue_client_id",
 ]

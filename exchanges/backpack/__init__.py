@@ -9,9 +9,11 @@ from ._auth import INSTRUCTION_EXTENSION as INSTRUCTION_EXTENSION
 from ._auth import BackpackAuth as BackpackAuth
 from ._auth import default_instruction_for as default_instruction_for
 from ._auth import wall_clock_ms as wall_clock_ms
+from ._book_sync import BackpackBookSync as BackpackBookSync
 from ._client_ids import ClientIdMap as ClientIdMap
 from ._client_ids import uint32_of as uint32_of
 from ._errors import error_from_response as error_from_response
+from ._instruments import instruments_from_markets as instruments_from_markets
 from ._signing import BATCH_INSTRUCTION as BATCH_INSTRUCTION
 from ._signing import DEFAULT_WINDOW_MS as DEFAULT_WINDOW_MS
 from ._signing import MAX_WINDOW_MS as MAX_WINDOW_MS
@@ -34,6 +36,7 @@ __all__ = [
     "INSTRUCTION_EXTENSION",
     "MAX_WINDOW_MS",
     "BackpackAuth",
+    "BackpackBookSync",
     "BackpackDepthUpdate",
     "BackpackMarkPrice",
     "ClientIdMap",
@@ -44,6 +47,7 @@ __all__ = [
     "decode_market_message",
     "default_instruction_for",
     "error_from_response",
+    "instruments_from_markets",
     "public_key_b64",
     "render_value",
     "sign",

@@ -24,6 +24,11 @@ from ._models import BookTop
 Level = tuple[Decimal, Decimal]
 """(price, quantity); quantity 0 removes the level."""
 
+
+def levels_finite(levels: Iterable[Level]) -> bool:
+    """False if any price or quantity is NaN or infinite, which msgspec accepts as Decimal."""
+    return all(price.is_finite() and qty.is_finite() for price, qty in levels)
+
 MAX_BUFFERED_EVENTS: Final = 10_000
 """Events kept while waiting for a snapshot. At Aster's 10 events/s per stream this is over
 15 minutes: a snapshot that has not arrived by then is lost, and the buffer would only grow."""

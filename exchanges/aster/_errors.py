@@ -61,10 +61,9 @@ from .._exceptions import (
     VenueRejectedError,
     VenueTransportError,
 )
+from .._http_errors import describe, venue_words
 from .._rate_limits import RateLimitedError, retry_after_s
 from ._auth import VENUE
-
-MAX_MESSAGE_CHARS = 200  # enough for any documented msg; an HTML error page is cut short
 
 _REASONS: Mapping[int, RejectReason] = {
     -1021: RejectReason.TIMESTAMP,
@@ -114,18 +113,18 @@ def error_from_response(
     if status_code in (418, 429):
         return _rate_limited(status_code, code, words, headers)
     if status_code == 503:
-        described = _describe(code, words)
+        described = describe(code, words)
         # §1.9: "HTTP 503 means the execution status is UNKNOWN": the order may exist.
         if is_order_placement:
             return OrderOutcomeUnknownError(VENUE, client_id or "", f"HTTP 503: {described}")
         return VenueTransportError(VENUE, f"HTTP 503: {described}")
     if status_code >= 500:
-        return VenueTransportError(VENUE, f"HTTP {status_code}: {_describe(code, words)}")
+        return VenueTransportError(VENUE, f"HTTP {status_code}: {describe(code, words)}")
     if code is not None and (code in _REASONS or code in _AUTH_CODES or code in _RATE_LIMIT_CODES
                              or code == _CANCEL_REJECTED):
         return _from_code(code, words, headers)
     if status_code == 401:
-        return VenueAuthError(VENUE, f"HTTP 401: {_describe(code, words)}")
+        return VenueAuthError(VENUE, f"HTTP 401: {describe(code, words)}")
     if status_code == 403:
         return VenueRejectedError(VENUE, RejectReason.INVALID, f"HTTP 403 (WAF block): {words}",
                                   _code_text(code))
@@ -181,25 +180,15 @@ def _parse(body: bytes) -> tuple[int | None, str]:
     try:
         decoded = json.loads(body)
     except ValueError:  # includes UnicodeDecodeError: HTML pages, empty bodies
-        return None, _truncate(body.decode("utf-8", "replace"))
+        return None, venue_words(body.decode("utf-8", "replace"), _SECRET)
     if isinstance(decoded, dict):
         code = decoded.get("code")
         msg = decoded.get("msg")
         if isinstance(code, int) and not isinstance(code, bool):
-            return code, _truncate(msg if isinstance(msg, str) else "")
-    return None, _truncate(body.decode("utf-8", "replace"))
+            return code, venue_words(msg if isinstance(msg, str) else "", _SECRET)
+    return None, venue_words(body.decode("utf-8", "replace"), _SECRET)
 
-
-def _describe(code: int | None, words: str) -> str:
-    return words if code is None else f"{words} (code {code})"
 
 
 def _code_text(code: int | None) -> str:
     return "" if code is None else str(code)
-
-
-def _truncate(text: str) -> str:
-    text = _SECRET.sub(r"\1\2<redacted>", " ".join(text.split()))
-    if len(text) > MAX_MESSAGE_CHARS:
-        return text[:MAX_MESSAGE_CHARS] + "…"
-    return text

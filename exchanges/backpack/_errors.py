@@ -45,10 +45,10 @@ from .._exceptions import (
     VenueRejectedError,
     VenueTransportError,
 )
+from .._http_errors import describe, venue_words
 from .._rate_limits import RateLimitedError, retry_after_s
 
 VENUE = "backpack"
-MAX_MESSAGE_CHARS = 200  # enough for any documented message; an HTML error page is cut short
 
 _REASONS: Mapping[str, RejectReason] = {
     "INSUFFICIENT_FUNDS": RejectReason.INSUFFICIENT_MARGIN,
@@ -90,13 +90,13 @@ def error_from_response(
         return RateLimitedError(VENUE, message, retry_after_s=retry_after_s(headers),
                                 ip_banned=status_code == 418, code=code or "")
     if status_code == 503:
-        described = _describe(code, words)
+        described = describe(code, words)
         # §4.9: a 503 on order POST ("System under maintenance.") does not prove the order absent.
         if is_order_placement:
             return OrderOutcomeUnknownError(VENUE, client_id or "", f"HTTP 503: {described}")
         return VenueTransportError(VENUE, f"HTTP 503: {described}")
     if status_code >= 500:
-        return VenueTransportError(VENUE, f"HTTP {status_code}: {_describe(code, words)}")
+        return VenueTransportError(VENUE, f"HTTP {status_code}: {describe(code, words)}")
     if code is None:
         if _EXPIRED_WORDS in words.lower():  # §4.1: plain 401 when the clock is off
             return VenueRejectedError(VENUE, RejectReason.TIMESTAMP, f"HTTP {status_code}: {words}")
@@ -140,21 +140,10 @@ def _parse(body: bytes) -> tuple[str | None, str]:
     try:
         decoded = json.loads(body)
     except ValueError:  # includes UnicodeDecodeError: HTML pages, empty bodies
-        return None, _truncate(body.decode("utf-8", "replace"))
+        return None, venue_words(body.decode("utf-8", "replace"), _SECRET)
     if isinstance(decoded, dict):
         code = decoded.get("code")
         message = decoded.get("message")
         if isinstance(code, str) and code:
-            return code, _truncate(message if isinstance(message, str) else "")
-    return None, _truncate(body.decode("utf-8", "replace"))
-
-
-def _describe(code: str | None, words: str) -> str:
-    return words if code is None else f"{words} (code {code})"
-
-
-def _truncate(text: str) -> str:
-    text = _SECRET.sub(r"\1\2<redacted>", " ".join(text.split()))
-    if len(text) > MAX_MESSAGE_CHARS:
-        return text[:MAX_MESSAGE_CHARS] + "…"
-    return text
+            return code, venue_words(message if isinstance(message, str) else "", _SECRET)
+    return None, venue_words(body.decode("utf-8", "replace"), _SECRET)

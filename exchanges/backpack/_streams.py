@@ -19,14 +19,13 @@ from typing import Final, NoReturn
 
 import msgspec
 
+from .._local_book import Level, levels_finite
 from .._models import BookTop
 from .._stream_errors import MalformedMessageError
 
 VENUE: Final = "backpack"
 _NS_PER_US: Final = 1_000
 
-Level = tuple[Decimal, Decimal]
-"""(price, quantity); quantity 0 removes the level."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -143,12 +142,8 @@ def _book_top(wire: _BookTicker, ts_local_ns: int | None, raw: bytes | str) -> B
                    ts_local_ns=time.perf_counter_ns() if ts_local_ns is None else ts_local_ns)
 
 
-def _levels_finite(levels: tuple[Level, ...]) -> bool:
-    return all(price.is_finite() and qty.is_finite() for price, qty in levels)
-
-
 def _depth(wire: _Depth, raw: bytes | str) -> BackpackDepthUpdate:
-    if not (_levels_finite(wire.b) and _levels_finite(wire.a)):
+    if not (levels_finite(wire.b) and levels_finite(wire.a)):
         _malformed("depth", "non-finite price or quantity", raw)
     return BackpackDepthUpdate(symbol=wire.s, first_update_id=wire.U, final_update_id=wire.u,
                                bids=wire.b, asks=wire.a, ts_event_us=wire.E,

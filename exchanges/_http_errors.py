@@ -1,0 +1,30 @@
+"""The venue's words in our error messages: whitespace collapsed, secrets masked, size capped.
+
+Shared by the venues' `error_from_response`. An HTML error page (WAF, gateway) can echo the
+signed URL back at us, so anything shaped like a signature or key is masked before it reaches
+an exception, a log line or the control plane.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+MAX_MESSAGE_CHARS: Final = 200
+"""Enough for any documented venue message; an HTML error page is cut short."""
+
+
+def venue_words(text: str, secret: re.Pattern[str]) -> str:
+    """`text` on one line, each `secret` match's value (its third group) masked, capped.
+
+    `secret` has three groups: the name, the separator, the value to mask.
+    """
+    text = secret.sub(r"\1\2<redacted>", " ".join(text.split()))
+    if len(text) > MAX_MESSAGE_CHARS:
+        return text[:MAX_MESSAGE_CHARS] + "…"
+    return text
+
+
+def describe(code: int | str | None, words: str) -> str:
+    """The venue's words with its code, when it gave one."""
+    return words if code is None else f"{words} (code {code})"

@@ -169,7 +169,12 @@ async def run_actor(
             nursery.cancel_scope.cancel()  # a normal stop ends the background tasks
     except Exception as group:
         crash = _unwrap(group)
-        with trio.move_on_after(context.shutdown_s, shield=True):
+        # Shielded, so a crash still gets its cleanup; but never past a deadline or a cancel
+        # that was already upon us (the supervisor gave up waiting: -inf, on_stop's first
+        # await is cut off), else the instance outlives the stop the supervisor reports.
+        cleanup_deadline = min(trio.current_time() + context.shutdown_s,
+                               trio.current_effective_deadline())
+        with trio.move_on_at(cleanup_deadline, shield=True):
             try:
                 await actor.on_stop()
             except Exception as cleanup_error:

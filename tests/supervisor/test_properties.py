@@ -33,7 +33,7 @@ from typing import Literal
 import hypothesis.strategies as st
 import trio
 import trio.testing
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 
 from actors import Actor, ActorNotFoundError, ActorNotRunningError, MailboxFullError, Registry
 from supervisor import (
@@ -406,10 +406,28 @@ def intensity_violations(tree: Tree, events: list[SupervisionEvent],
 # ---- the property --------------------------------------------------------------------------
 
 
+def _crash_meets_forced_cancel() -> SupervisorPlan:
+    """Found by this property: an instance whose crash lands on the instant the supervisor
+    cancels it (block ends as shutdown_s runs out) ran a shielded on_stop past the cancel, so
+    ChildStopped was reported while it still ran."""
+    no_backoff = Backoff(initial_s=0.0, max_s=0.0, multiplier=2.0, jitter=0.0)
+    blocks_then_crashes = ActorPlan(restart=Restart.PERMANENT, shutdown_s=1.0, stop_s=1.5,
+                                    start_faults={1: "raise"}, steps=((0.0, Block(1.0, True)),))
+    fails_first_start = ActorPlan(restart=Restart.PERMANENT, shutdown_s=0.25, stop_s=0.0,
+                                  start_faults={1: "raise"}, steps=())
+    inner = SupervisorPlan(Strategy.ONE_FOR_ALL, Restart.PERMANENT, Intensity(1, 1.0), no_backoff,
+                           (blocks_then_crashes, fails_first_start))
+    middle = SupervisorPlan(Strategy.ONE_FOR_ONE, Restart.PERMANENT, Intensity(0, 1.0),
+                            no_backoff, (inner,))
+    return SupervisorPlan(Strategy.ONE_FOR_ONE, Restart.PERMANENT, Intensity(0, 1.0), no_backoff,
+                          (middle,))
+
+
 @settings(
     max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(plan=supervisor_plans(levels=3), seed=st.integers(0, 2**32 - 1))
+@example(plan=_crash_meets_forced_cancel(), seed=14)
 def test_supervision_tree_keeps_its_invariants(plan: SupervisorPlan, seed: int) -> None:
     tracker = Tracker()
     tree = build_tree(plan, tracker)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from typing import Final
 
+import httpx
+
 MAX_MESSAGE_CHARS: Final = 200
 """Enough for any documented venue message; an HTML error page is cut short."""
 
@@ -28,3 +30,13 @@ def venue_words(text: str, secret: re.Pattern[str]) -> str:
 def describe(code: int | str | None, words: str) -> str:
     """The venue's words with its code, when it gave one."""
     return words if code is None else f"{words} (code {code})"
+
+
+def never_sent(error: httpx.RequestError) -> bool:
+    """True when httpx failed before a byte of the request left: no connection was made.
+
+    Such a placement cannot have created an order, so it is a plain transport error (retry
+    with the same client id) rather than an unknown outcome to reconcile. Every other failure
+    (read/write timeouts, a dropped connection, a cut-off body) may follow execution.
+    """
+    return isinstance(error, httpx.ConnectError | httpx.ConnectTimeout)

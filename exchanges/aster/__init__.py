@@ -1,6 +1,7 @@
 """AsterDEX adapter: request signing (V1 HMAC and V3 API-wallet EIP-712) as httpx.Auth flows,
 and decoders for the futures WebSocket market streams."""
 
+from ._account import AsterAccount as AsterAccount
 from ._auth import API_KEY_ENV as API_KEY_ENV
 from ._auth import API_SECRET_ENV as API_SECRET_ENV
 from ._auth import PRIVATE_KEY_ENV as PRIVATE_KEY_ENV
@@ -17,6 +18,8 @@ from ._errors import used_weight as used_weight
 from ._instruments import AsterLotSize as AsterLotSize
 from ._instruments import instruments_from_exchange_info as instruments_from_exchange_info
 from ._instruments import market_lot_sizes_from_exchange_info as market_lot_sizes_from_exchange_info
+from ._rest import FUTURES_BASE_URL as FUTURES_BASE_URL
+from ._rest import AsterRest as AsterRest
 from ._signing import eip712_digest as eip712_digest
 from ._signing import eip712_signature as eip712_signature
 from ._signing import eip712_typed_data as eip712_typed_data
@@ -32,14 +35,17 @@ from ._streams import decode_mark_price as decode_mark_price
 __all__ = [
     "API_KEY_ENV",
     "API_SECRET_ENV",
+    "FUTURES_BASE_URL",
     "PRIVATE_KEY_ENV",
     "SIGNER_ENV",
     "USER_ENV",
+    "AsterAccount",
     "AsterBookSync",
     "AsterDepthUpdate",
     "AsterHmacAuth",
     "AsterLotSize",
     "AsterMarkPrice",
+    "AsterRest",
     "AsterWalletAuth",
     "auth_from_env",
     "check_client_id",

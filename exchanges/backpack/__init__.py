@@ -4,6 +4,7 @@ market-stream decoders (venues.md §2).
 Public names live here; code lives in `_private` modules.
 """
 
+from ._account import BackpackAccount as BackpackAccount
 from ._auth import ENDPOINT_INSTRUCTIONS as ENDPOINT_INSTRUCTIONS
 from ._auth import INSTRUCTION_EXTENSION as INSTRUCTION_EXTENSION
 from ._auth import BackpackAuth as BackpackAuth
@@ -14,6 +15,8 @@ from ._client_ids import ClientIdMap as ClientIdMap
 from ._client_ids import uint32_of as uint32_of
 from ._errors import error_from_response as error_from_response
 from ._instruments import instruments_from_markets as instruments_from_markets
+from ._rest import DEFAULT_BASE_URL as DEFAULT_BASE_URL
+from ._rest import BackpackRest as BackpackRest
 from ._signing import BATCH_INSTRUCTION as BATCH_INSTRUCTION
 from ._signing import DEFAULT_WINDOW_MS as DEFAULT_WINDOW_MS
 from ._signing import MAX_WINDOW_MS as MAX_WINDOW_MS
@@ -31,14 +34,17 @@ from ._streams import decode_market_message as decode_market_message
 
 __all__ = [
     "BATCH_INSTRUCTION",
+    "DEFAULT_BASE_URL",
     "DEFAULT_WINDOW_MS",
     "ENDPOINT_INSTRUCTIONS",
     "INSTRUCTION_EXTENSION",
     "MAX_WINDOW_MS",
+    "BackpackAccount",
     "BackpackAuth",
     "BackpackBookSync",
     "BackpackDepthUpdate",
     "BackpackMarkPrice",
+    "BackpackRest",
     "ClientIdMap",
     "batch_signing_string",
     "decode_book_ticker",

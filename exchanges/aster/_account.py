@@ -1,0 +1,327 @@
+"""`AccountClient` for Aster futures over REST (venues.md §1.6; `exchanges/_venue.py`).
+
+Quantities and prices go out as exact decimal strings (`format(d, "f")`, never float) and come
+back as Decimal. Venue ms timestamps become ns. Our client ids are sent as `newClientOrderId`
+through `venue_client_id`; where we know our own id (place, cancel, get) the returned
+`VenueOrder` carries it, elsewhere (open orders, fills) the venue's id, which is ours unless
+ours had to be hashed (see `_client_ids.py`).
+
+Not built yet: the user-data stream (`stream_user` raises NotImplementedError).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager
+from decimal import Decimal
+from typing import Final, TypeVar
+
+import msgspec
+
+from .._exceptions import OrderOutcomeUnknownError, VenueTransportError
+from .._models import (
+    Balance,
+    Fill,
+    FundingPayment,
+    Liquidity,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    Position,
+    Side,
+    TimeInForce,
+    UserEvent,
+    VenueOrder,
+)
+from ._auth import VENUE
+from ._client_ids import venue_client_id
+from ._rest import AsterRest
+
+MAX_PAGE: Final = 1000
+"""`limit` maximum of `userTrades` and `income` (§1.6)."""
+
+_STATUSES: Final = {
+    "NEW": OrderStatus.OPEN,
+    "PARTIALLY_FILLED": OrderStatus.PARTIALLY_FILLED,
+    "FILLED": OrderStatus.FILLED,
+    "CANCELED": OrderStatus.CANCELLED,
+    "EXPIRED": OrderStatus.EXPIRED,
+    "REJECTED": OrderStatus.REJECTED,
+    # User-stream statuses (§1.8): liquidation / ADL orders the venue placed for us.
+    "NEW_INSURANCE": OrderStatus.OPEN,
+    "NEW_ADL": OrderStatus.OPEN,
+}
+_TIFS_OUT: Final = {TimeInForce.GTC: "GTC", TimeInForce.IOC: "IOC", TimeInForce.POST_ONLY: "GTX"}
+# FOK is as immediate as IOC and HIDDEN rests like GTC: the nearest of our three.
+_TIFS_IN: Final = {"GTC": TimeInForce.GTC, "IOC": TimeInForce.IOC, "GTX": TimeInForce.POST_ONLY,
+                   "FOK": TimeInForce.IOC, "HIDDEN": TimeInForce.GTC}
+_MS_TO_NS: Final = 1_000_000
+_T = TypeVar("_T")
+
+
+# ---------------------------------------------------------------------------------------------
+# Wire types (only the fields we read)
+
+
+class _Order(msgspec.Struct):
+    orderId: int
+    symbol: str
+    status: str
+    clientOrderId: str
+    side: str
+    type: str
+    origQty: Decimal
+    executedQty: Decimal
+    price: Decimal = Decimal(0)
+    timeInForce: str = "GTC"
+    reduceOnly: bool = False
+    updateTime: int = 0
+    time: int = 0
+
+
+class _Position(msgspec.Struct):
+    symbol: str
+    positionAmt: Decimal
+    entryPrice: Decimal
+
+
+class _Balance(msgspec.Struct):
+    asset: str
+    balance: Decimal
+    availableBalance: Decimal
+
+
+class _Trade(msgspec.Struct):
+    id: int
+    orderId: int
+    symbol: str
+    side: str
+    price: Decimal
+    qty: Decimal
+    commission: Decimal
+    commissionAsset: str
+    maker: bool
+    time: int
+
+
+class _Income(msgspec.Struct):
+    symbol: str
+    incomeType: str
+    income: Decimal
+    time: int
+    tranId: int = 0
+
+
+def _decoded(kind: type[_T], body: bytes, what: str) -> _T:
+    try:
+        return msgspec.json.decode(body, type=kind)
+    except msgspec.ValidationError as exc:
+        raise VenueTransportError(VENUE, f"{what}: unexpected answer: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise VenueTransportError(VENUE, f"{what}: undecodable answer: {exc}") from None
+
+
+def _dec(value: Decimal) -> str:
+    """Exact decimal text, never exponent notation (`1E+1` → `10`)."""
+    return format(value, "f")
+
+
+class AsterAccount:
+    """One Aster futures account (one-way position mode) as an `AccountClient`.
+
+    `symbols` are the symbols `fills()` scans: Aster's `userTrades` takes one symbol per call
+    and there is no account-wide trade list. Error handling is `AsterRest`'s: rejections are
+    `VenueRejectedError`, lost answers on placement `OrderOutcomeUnknownError`.
+    """
+
+    def __init__(self, rest: AsterRest, *, account: str, symbols: Sequence[str] = ()) -> None:
+        self._rest = rest
+        self._account = account
+        self.symbols = list(symbols)
+        self._client_ids: dict[int, str] = {}
+        """Venue order id → our client id, for fills (userTrades names orders by id only)."""
+
+    @property
+    def venue(self) -> str:
+        return VENUE
+
+    @property
+    def account(self) -> str:
+        return self._account
+
+    # -----------------------------------------------------------------------------------------
+    # Orders
+
+    async def place_order(self, request: OrderRequest) -> VenueOrder:
+        """`POST /fapi/v1/order` with `newOrderRespType=RESULT`, so the answer shows any
+        immediate fill. LIMIT needs a price; MARKET ignores `tif` and `price`.
+
+        Retrying with the same client id is safe only while the first attempt could still be
+        open: Aster keeps `newClientOrderId` unique among *open* orders (§1.6), so after a lost
+        answer reconcile with `get_order` first.
+        """
+        params = [("symbol", request.symbol), ("side", request.side.name),
+                  ("type", request.order_type.name)]
+        if request.order_type is OrderType.LIMIT:
+            if request.price is None:
+                raise ValueError(f"LIMIT order {request.client_id} needs a price")
+            params += [("timeInForce", _TIFS_OUT[request.tif]), ("quantity", _dec(request.qty)),
+                       ("price", _dec(request.price))]
+        else:
+            params.append(("quantity", _dec(request.qty)))
+        if request.reduce_only:
+            params.append(("reduceOnly", "true"))
+        params += [("newClientOrderId", venue_client_id(request.client_id)),
+                   ("newOrderRespType", "RESULT")]
+        body = await self._rest.signed("POST", "/fapi/v1/order", params,
+                                       client_id=request.client_id, is_order_placement=True)
+        try:
+            return self._order(_decoded(_Order, body, "new order"), request.client_id)
+        except VenueTransportError as exc:  # accepted, but we cannot read what it became
+            raise OrderOutcomeUnknownError(VENUE, request.client_id, str(exc)) from None
+
+    async def cancel_order(self, symbol: str, client_id: str) -> VenueOrder:
+        body = await self._rest.signed(
+            "DELETE", "/fapi/v1/order",
+            [("symbol", symbol), ("origClientOrderId", venue_client_id(client_id))],
+            client_id=client_id)
+        return self._order(_decoded(_Order, body, "cancel order"), client_id)
+
+    async def cancel_all(self, symbol: str | None = None) -> list[VenueOrder]:
+        """`DELETE /fapi/v1/allOpenOrders` per symbol (all symbols with open orders if None).
+
+        The venue answers only "done", so the result is the orders that were open just before,
+        marked CANCELLED; one that filled in between is reported cancelled here and filled by
+        the user stream and `fills()`.
+        """
+        before = await self.open_orders(symbol)
+        symbols = [symbol] if symbol is not None else sorted({o.symbol for o in before})
+        for each in symbols:
+            await self._rest.signed("DELETE", "/fapi/v1/allOpenOrders", [("symbol", each)])
+        return [msgspec.structs.replace(o, status=OrderStatus.CANCELLED) for o in before]
+
+    async def get_order(self, symbol: str, client_id: str) -> VenueOrder:
+        """`GET /fapi/v1/order`; canceled or expired orders without fills vanish after 7 days."""
+        body = await self._rest.signed(
+            "GET", "/fapi/v1/order",
+            [("symbol", symbol), ("origClientOrderId", venue_client_id(client_id))],
+            client_id=client_id)
+        return self._order(_decoded(_Order, body, "query order"), client_id)
+
+    async def open_orders(self, symbol: str | None = None) -> list[VenueOrder]:
+        params = [] if symbol is None else [("symbol", symbol)]
+        body = await self._rest.signed("GET", "/fapi/v1/openOrders", params)
+        return [self._order(o, None) for o in _decoded(list[_Order], body, "open orders")]
+
+    async def arm_cancel_all_after(self, symbol: str, countdown_ms: int) -> bool:
+        """`POST /fapi/v1/countdownCancelAll`, per symbol (§4.14); 0 disarms."""
+        await self._rest.signed("POST", "/fapi/v1/countdownCancelAll",
+                                [("symbol", symbol), ("countdownTime", str(countdown_ms))])
+        return True
+
+    # -----------------------------------------------------------------------------------------
+    # Account state
+
+    async def positions(self) -> list[Position]:
+        """Non-zero positions from `GET /fapi/v2/positionRisk`; `positionAmt` is signed."""
+        body = await self._rest.signed("GET", "/fapi/v2/positionRisk")
+        return [Position(venue=VENUE, account=self._account, symbol=p.symbol,
+                         qty=p.positionAmt, entry_price=p.entryPrice)
+                for p in _decoded(list[_Position], body, "positionRisk") if p.positionAmt != 0]
+
+    async def balances(self) -> list[Balance]:
+        """`GET /fapi/v2/balance`: wallet balance as total, `availableBalance` as available."""
+        body = await self._rest.signed("GET", "/fapi/v2/balance")
+        return [Balance(asset=b.asset, total=b.balance, available=b.availableBalance)
+                for b in _decoded(list[_Balance], body, "balance")]
+
+    async def fills(self, since_ns: int) -> list[Fill]:
+        """`GET /fapi/v1/userTrades` for each of `symbols`, paged by `fromId`.
+
+        Aster numbers trades per symbol, so `fill_id` is `<symbol>:<id>`. `commission` is taken
+        as paid (positive). The client id comes from orders seen by this object, else from one
+        `GET /fapi/v1/order` by `orderId`.
+        """
+        fills = []
+        for symbol in self.symbols:
+            for trade in await self._trades(symbol, since_ns // _MS_TO_NS):
+                if trade.time * _MS_TO_NS >= since_ns:
+                    fills.append(await self._fill(trade))
+        fills.sort(key=lambda f: f.ts_venue_ns)
+        return fills
+
+    async def funding(self, since_ns: int) -> list[FundingPayment]:
+        """`GET /fapi/v1/income?incomeType=FUNDING_FEE`.
+
+        The income record carries only the amount: `rate`, `position_qty` and `mark_price` are
+        not in it and are reported as 0.
+        """
+        params = [("incomeType", "FUNDING_FEE"), ("startTime", str(since_ns // _MS_TO_NS)),
+                  ("limit", str(MAX_PAGE))]
+        body = await self._rest.signed("GET", "/fapi/v1/income", params)
+        payments = [FundingPayment(venue=VENUE, account=self._account, symbol=i.symbol,
+                                   amount=i.income, rate=Decimal(0), position_qty=Decimal(0),
+                                   mark_price=Decimal(0), ts_venue_ns=i.time * _MS_TO_NS)
+                    for i in _decoded(list[_Income], body, "income")
+                    if i.incomeType == "FUNDING_FEE" and i.time * _MS_TO_NS >= since_ns]
+        payments.sort(key=lambda p: p.ts_venue_ns)
+        return payments
+
+    def stream_user(self) -> AbstractAsyncContextManager[AsyncIterator[UserEvent]]:
+        """Not built yet: always raises NotImplementedError (listenKey + WebSocket, §1.8)."""
+        raise NotImplementedError("user stream: not built yet")
+
+    # -----------------------------------------------------------------------------------------
+    # Private
+
+    async def _trades(self, symbol: str, since_ms: int) -> list[_Trade]:
+        params = [("symbol", symbol), ("startTime", str(since_ms)), ("limit", str(MAX_PAGE))]
+        trades: list[_Trade] = []
+        while True:
+            body = await self._rest.signed("GET", "/fapi/v1/userTrades", params)
+            page = _decoded(list[_Trade], body, "userTrades")
+            trades += page
+            if len(page) < MAX_PAGE:
+                return trades
+            # fromId and startTime cannot be combined (Binance rule): page on by id.
+            params = [("symbol", symbol), ("fromId", str(page[-1].id + 1)),
+                      ("limit", str(MAX_PAGE))]
+
+    async def _fill(self, trade: _Trade) -> Fill:
+        client_id = self._client_ids.get(trade.orderId)
+        if client_id is None:
+            body = await self._rest.signed("GET", "/fapi/v1/order", [
+                ("symbol", trade.symbol), ("orderId", str(trade.orderId))])
+            client_id = self._order(_decoded(_Order, body, "query order"), None).client_id
+        return Fill(venue=VENUE, account=self._account, fill_id=f"{trade.symbol}:{trade.id}",
+                    client_id=client_id, venue_order_id=str(trade.orderId), symbol=trade.symbol,
+                    side=_side(trade.side), qty=trade.qty, price=trade.price,
+                    fee=trade.commission, fee_asset=trade.commissionAsset,
+                    liquidity=Liquidity.MAKER if trade.maker else Liquidity.TAKER,
+                    ts_venue_ns=trade.time * _MS_TO_NS)
+
+    def _order(self, order: _Order, client_id: str | None) -> VenueOrder:
+        status = _STATUSES.get(order.status)
+        if status is None:
+            raise VenueTransportError(VENUE, f"order {order.orderId}: unknown status "
+                                             f"{order.status!r}")
+        ours = client_id if client_id is not None else order.clientOrderId
+        self._client_ids[order.orderId] = ours
+        # STOP_MARKET, TAKE_PROFIT_MARKET, TRAILING_STOP_MARKET execute as market orders.
+        order_type = OrderType.MARKET if order.type.endswith("MARKET") else OrderType.LIMIT
+        return VenueOrder(
+            venue=VENUE, account=self._account, client_id=ours,
+            venue_order_id=str(order.orderId), symbol=order.symbol, side=_side(order.side),
+            order_type=order_type, tif=_TIFS_IN.get(order.timeInForce, TimeInForce.GTC),
+            qty=order.origQty,
+            price=order.price if order_type is OrderType.LIMIT and order.price != 0 else None,
+            filled_qty=order.executedQty, status=status, reduce_only=order.reduceOnly,
+            ts_venue_ns=(order.updateTime or order.time) * _MS_TO_NS)
+
+
+def _side(text: str) -> Side:
+    if text == "BUY":
+        return Side.BUY
+    if text == "SELL":
+        return Side.SELL
+    raise VenueTransportError(VENUE, f"unknown side {text!r}")

@@ -1,0 +1,150 @@
+"""Aster futures REST transport (venues.md §1.2, §1.3, §1.6, §1.9): one `httpx.AsyncClient`,
+signing through the auth flow, every answer through `error_from_response`.
+
+Error handling: a response the venue gave is translated by `error_from_response`. A request
+that got no response (timeout, refused connection, dropped socket) raises
+`OrderOutcomeUnknownError` when it could have created an order (the venue may have it), else
+`VenueTransportError`. httpx's own exception is not chained: it holds the request, whose URL
+query carries the signature, and a traceback printer would show it.
+
+Resource handling: `AsterRest` owns the client it creates and closes it in `aclose()` (or on
+leaving `async with`); a client passed in stays the caller's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Final
+
+import httpx
+import msgspec
+
+from .._exceptions import OrderOutcomeUnknownError, VenueTransportError
+from .._http_errors import never_sent
+from .._models import Instrument
+from ._auth import FORM_CONTENT_TYPE, VENUE, AsterHmacAuth, AsterWalletAuth, wall_clock_ms
+from ._errors import error_from_response
+from ._instruments import instruments_from_exchange_info
+
+FUTURES_BASE_URL: Final = "https://fapi.asterdex.com"
+"""Futures REST base (§1.2); paths are `/fapi/v1/...`, `/fapi/v2/...`."""
+
+Params = Sequence[tuple[str, str]]
+"""Request parameters in the order they are sent (and signed)."""
+
+
+class _ServerTime(msgspec.Struct):
+    serverTime: int
+
+
+_SERVER_TIME: Final = msgspec.json.Decoder(_ServerTime)
+
+
+def _encode(params: Params) -> str:
+    return str(httpx.QueryParams(list(params)))
+
+
+class AsterRest:
+    """Public and signed futures REST calls; no business logic (see `AsterAccount`).
+
+    `auth` signs every private call and holds the clock offset that `sync_clock()` measures.
+    GET parameters go in the query string; POST and DELETE parameters in a form body (§1.3),
+    so that what the venue sees is exactly what was signed. Functions take no timeout: the
+    caller owns the deadline (a cancelled placement is an unknown outcome to the caller, too).
+    """
+
+    def __init__(self, auth: AsterHmacAuth | AsterWalletAuth, *,
+                 base_url: str = FUTURES_BASE_URL, client: httpx.AsyncClient | None = None,
+                 transport: httpx.AsyncBaseTransport | None = None,
+                 clock_ms: Callable[[], int] = wall_clock_ms) -> None:
+        self.auth = auth
+        self._owns_client = client is None
+        self._client = client if client is not None else httpx.AsyncClient(
+            base_url=base_url, transport=transport)
+        self._clock_ms = clock_ms
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()
+
+    async def __aenter__(self) -> AsterRest:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.aclose()
+
+    # -----------------------------------------------------------------------------------------
+    # Public endpoints
+
+    async def server_time_ms(self) -> int:
+        """`GET /fapi/v1/time`: the venue's clock in ms."""
+        body = await self.public("GET", "/fapi/v1/time")
+        try:
+            return _SERVER_TIME.decode(body).serverTime
+        except msgspec.DecodeError as exc:
+            raise VenueTransportError(VENUE, f"/fapi/v1/time: unexpected answer: {exc}") from None
+
+    async def server_time_ns(self) -> int:
+        return await self.server_time_ms() * 1_000_000
+
+    async def sync_clock(self) -> int:
+        """Measure server time − local time and store it as `auth.offset_ms`; returns it.
+
+        The server's stamp is compared with the midpoint of our send and receive times, which
+        is exact when the two legs take equally long and off by at most half the round trip.
+        """
+        sent = self._clock_ms()
+        server = await self.server_time_ms()
+        received = self._clock_ms()
+        offset = server - (sent + received) // 2
+        self.auth.offset_ms = offset
+        return offset
+
+    async def instruments(self) -> list[Instrument]:
+        """TRADING perpetuals from `GET /fapi/v1/exchangeInfo`."""
+        return instruments_from_exchange_info(await self.public("GET", "/fapi/v1/exchangeInfo"),
+                                              kind="perp")
+
+    # -----------------------------------------------------------------------------------------
+    # Requests
+
+    async def public(self, method: str, path: str, params: Params = ()) -> bytes:
+        """An unsigned call; the response body on success."""
+        return await self._send(method, path, params, signed=False, client_id=None,
+                                is_order_placement=False)
+
+    async def signed(self, method: str, path: str, params: Params = (), *,
+                     client_id: str | None = None, is_order_placement: bool = False) -> bytes:
+        """A signed (TRADE / USER_DATA) call; the response body on success.
+
+        `client_id` is the order id the call concerns (named in errors); set
+        `is_order_placement` when the call can create an order, so that a lost answer raises
+        `OrderOutcomeUnknownError`.
+        """
+        return await self._send(method, path, params, signed=True, client_id=client_id,
+                                is_order_placement=is_order_placement)
+
+    async def _send(self, method: str, path: str, params: Params, *, signed: bool,
+                    client_id: str | None, is_order_placement: bool) -> bytes:
+        encoded = _encode(params)
+        if method == "GET":
+            request = self._client.build_request(method, path + (f"?{encoded}" if encoded else ""))
+        else:
+            request = self._client.build_request(
+                method, path, content=encoded.encode("ascii"),
+                headers={"Content-Type": FORM_CONTENT_TYPE})
+        try:
+            response = await self._client.send(request, auth=self.auth if signed else None)
+        except httpx.RequestError as exc:  # transport errors, undecodable bodies, redirects
+            # Only the path and the exception's class: the query holds the signature.
+            what = f"{method} {path}: no response ({type(exc).__name__})"
+            if is_order_placement and not never_sent(exc):
+                raise OrderOutcomeUnknownError(VENUE, client_id or "", what) from None
+            raise VenueTransportError(VENUE, what) from None
+        error = error_from_response(response.status_code, response.content, response.headers,
+                                    client_id=client_id, is_order_placement=is_order_placement)
+        if error is not None:
+            raise error
+        return response.content

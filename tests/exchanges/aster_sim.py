@@ -1,0 +1,392 @@
+"""An in-memory Aster futures venue (V1 HMAC) for adapter tests (venues.md §1.3, §1.6, §1.9).
+
+`AsterSimulator.handle` is a plain `httpx.Request -> httpx.Response` function: mount it with
+`httpx.MockTransport(sim.handle)` today, or behind a loopback HTTP server later, unchanged.
+
+It checks what the venue checks, the way the doc says: the `X-MBX-APIKEY` header, the HMAC
+signature recomputed over query + body exactly as sent (§1.3), `timestamp` against its own
+(injectable) clock and `recvWindow`, and the symbol filters. Matching is deliberately simple:
+each symbol has a settable top of book with unlimited size; a marketable LIMIT GTC/IOC or a
+MARKET order fills completely at the touch, a non-marketable IOC expires, a LIMIT GTC rests.
+Errors use the documented codes and words; where the doc is silent the choice is noted at the
+constant. Fees: every fill pays `taker_fee_rate` × notional in the quote asset.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+from urllib.parse import parse_qsl
+
+import httpx
+
+from exchanges import Instrument
+from exchanges.aster import hmac_payload, hmac_signature
+
+# (HTTP status, code, msg). AF1 §Error Codes unless noted.
+BAD_API_KEY = (401, -2015, "Invalid API-key, IP, or permissions for action.")  # Binance; not in AF1
+BAD_SIGNATURE = (400, -1022, "Signature for this request is not valid.")
+BAD_TIMESTAMP = (400, -1021, "Timestamp for this request is outside of the recvWindow.")
+BAD_PRECISION = (400, -1111, "Precision is over the maximum defined for this asset.")
+PRICE_TICK = (400, -4014, "Price not increased by tick size.")
+QTY_STEP = (400, -4023, "Quantity not increased by step size.")
+MIN_NOTIONAL = (400, -4164,
+                "Order's notional must be no smaller than 5.0 (unless you choose reduce only)")
+POST_ONLY_CROSS = (400, -5022, "Due to the order could not be executed as maker, the Post Only "
+                               "order will be rejected. The order will not be recorded in the "
+                               "order history")
+"""Binance's code and words (§4.4). No Aster doc says what a crossing GTX returns: it may be
+this error or an order that ends EXPIRED (§1.9). We simulate the Binance behaviour."""
+DUPLICATE_ORDER = (400, -2010, "Duplicate order sent.")
+"""The doc says only that `newClientOrderId` is unique among open orders (§1.6), not which
+code a duplicate gets; -2010 NEW_ORDER_REJECTED is documented, the words are Binance spot's."""
+REDUCE_ONLY = (400, -2022, "ReduceOnly Order is rejected.")
+NO_BOOK = (400, -2010, "No liquidity to match the order.")  # our words
+UNKNOWN_ORDER = (400, -2013, "Order does not exist.")
+CANCEL_UNKNOWN = (400, -2011, "Unknown order sent.")
+MISSING_SYMBOL = (400, -1102, "Mandatory parameter 'symbol' was not sent.")  # Binance
+UNKNOWN_SYMBOL = (400, -1121, "Invalid symbol.")
+NOT_FOUND = (404, -1000, "Unknown path.")  # ours
+STATUS_UNKNOWN = (503, -1007, "Timeout waiting for response from backend server. Send status "
+                              "unknown; execution status unknown.")  # Binance -1007
+
+PUBLIC_PATHS = frozenset({"/fapi/v1/time", "/fapi/v1/exchangeInfo"})
+
+
+class _Reject(Exception):
+    def __init__(self, error: tuple[int, int, str]) -> None:
+        super().__init__(error[2])
+        self.error = error
+
+
+@dataclass
+class _Fault:
+    status: int
+    retry_after_s: int | None
+    then_process: bool
+
+
+@dataclass
+class SimOrder:
+    order_id: int
+    symbol: str
+    client_id: str
+    side: str
+    type: str
+    tif: str
+    qty: Decimal
+    price: Decimal
+    reduce_only: bool
+    status: str = "NEW"
+    executed: Decimal = Decimal(0)
+    time_ms: int = 0
+    update_ms: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        return {"orderId": self.order_id, "symbol": self.symbol, "status": self.status,
+                "clientOrderId": self.client_id, "price": str(self.price),
+                "avgPrice": "0", "origQty": str(self.qty), "executedQty": str(self.executed),
+                "cumQuote": "0", "timeInForce": self.tif, "type": self.type,
+                "reduceOnly": self.reduce_only, "closePosition": False, "side": self.side,
+                "positionSide": "BOTH", "stopPrice": "0", "origType": self.type,
+                "time": self.time_ms, "updateTime": self.update_ms}
+
+
+@dataclass
+class _PositionState:
+    qty: Decimal = Decimal(0)
+    entry: Decimal = Decimal(0)
+
+
+@dataclass
+class Received:
+    """One request as the venue saw it (before its checks)."""
+
+    method: str
+    path: str
+    query: str
+    body: str
+    params: dict[str, str] = field(default_factory=dict)
+
+
+class AsterSimulator:
+    """A futures venue with one account (`api_key`, `secret`) and the given instruments.
+
+    `clock_ms` is the venue's clock (ms). `received` records every request as sent; tests
+    assert on the exact bytes there. Fault injection: `fail_next(path, status)`.
+    """
+
+    def __init__(self, *, api_key: str, secret: str, instruments: Sequence[Instrument],
+                 clock_ms: Callable[[], int], quote_balance: Decimal = Decimal(10_000),
+                 taker_fee_rate: Decimal = Decimal("0.0004")) -> None:
+        self._api_key = api_key
+        self._secret = secret
+        self.clock_ms = clock_ms
+        self.instruments = {i.symbol: i for i in instruments}
+        self.books: dict[str, tuple[Decimal, Decimal]] = {}
+        self.orders: dict[int, SimOrder] = {}
+        self.trades: dict[str, list[dict[str, Any]]] = {s: [] for s in self.instruments}
+        self.positions = {s: _PositionState() for s in self.instruments}
+        self.balance = quote_balance
+        self.quote = "USDT"
+        self.taker_fee_rate = taker_fee_rate
+        self.income: list[dict[str, Any]] = []
+        self.countdowns: dict[str, int] = {}
+        self.received: list[Received] = []
+        self._faults: dict[str, list[_Fault]] = {}
+        self._next_order_id = 1000
+
+    # -----------------------------------------------------------------------------------------
+    # Test controls
+
+    def set_book(self, symbol: str, bid: Decimal, ask: Decimal) -> None:
+        self.books[symbol] = (bid, ask)
+
+    def fail_next(self, path: str, status: int, *, retry_after_s: int | None = None,
+                  then_process: bool = False) -> None:
+        """Answer the next request to `path` with HTTP `status` (503, 429, 418...).
+
+        429 and 418 carry `Retry-After` when `retry_after_s` is given. `then_process` (503 only)
+        handles the request fully first and then answers 503: "the order was actually placed".
+        """
+        self._faults.setdefault(path, []).append(_Fault(status, retry_after_s, then_process))
+
+    def add_funding(self, symbol: str, amount: Decimal, time_ms: int) -> None:
+        self.income.append({"symbol": symbol, "incomeType": "FUNDING_FEE", "income": str(amount),
+                            "asset": self.quote, "info": "", "time": time_ms,
+                            "tranId": len(self.income) + 1, "tradeId": ""})
+
+    def open_orders_of(self, symbol: str | None = None) -> list[SimOrder]:
+        return [o for o in self.orders.values()
+                if o.status in ("NEW", "PARTIALLY_FILLED") and symbol in (None, o.symbol)]
+
+    # -----------------------------------------------------------------------------------------
+    # The venue
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        query = request.url.query.decode("ascii")
+        body = request.content.decode("ascii")
+        params = dict(parse_qsl(body))
+        params.update(parse_qsl(query))  # the query string wins (§1.3)
+        path = request.url.path
+        self.received.append(Received(request.method, path, query, body, params))
+        faults = self._faults.get(path)
+        fault = faults.pop(0) if faults else None
+        if fault is not None and not fault.then_process:
+            headers = {} if fault.retry_after_s is None else {
+                "Retry-After": str(fault.retry_after_s)}
+            if fault.status in (418, 429):
+                return _error((fault.status, -1003, "Too many requests."), headers)
+            return httpx.Response(fault.status, text="Service Unavailable", headers=headers)
+        try:
+            if path not in PUBLIC_PATHS:
+                self._authenticate(request, query, body, params)
+            answer = self._route(request.method, path, params)
+        except _Reject as rejection:
+            return _error(rejection.error)
+        if fault is not None:
+            return _error(STATUS_UNKNOWN)
+        return httpx.Response(200, json=answer)
+
+    def _authenticate(self, request: httpx.Request, query: str, body: str,
+                      params: dict[str, str]) -> None:
+        if request.headers.get("X-MBX-APIKEY") != self._api_key:
+            raise _Reject(BAD_API_KEY)
+        signature = params.get("signature", "")
+        # The signature is the last parameter, of the query or of the body (§1.3).
+        suffix = f"signature={signature}"
+        if body.endswith(suffix):
+            body = body[: -len(suffix)].removesuffix("&")
+        elif query.endswith(suffix):
+            query = query[: -len(suffix)].removesuffix("&")
+        else:
+            raise _Reject(BAD_SIGNATURE)
+        expected = hmac_signature(self._secret, hmac_payload(query, body))
+        if signature.lower() != expected:
+            raise _Reject(BAD_SIGNATURE)
+        try:
+            timestamp = int(params["timestamp"])
+            recv_window = int(params.get("recvWindow", "5000"))
+        except (KeyError, ValueError):
+            raise _Reject(BAD_TIMESTAMP) from None
+        now = self.clock_ms()
+        if not (timestamp < now + 1000 and now - timestamp <= recv_window):
+            raise _Reject(BAD_TIMESTAMP)
+
+    def _route(self, method: str, path: str, params: dict[str, str]) -> Any:
+        routes: dict[tuple[str, str], Callable[[dict[str, str]], Any]] = {
+            ("GET", "/fapi/v1/time"): lambda _: {"serverTime": self.clock_ms()},
+            ("GET", "/fapi/v1/exchangeInfo"): lambda _: self._exchange_info(),
+            ("POST", "/fapi/v1/order"): self._new_order,
+            ("DELETE", "/fapi/v1/order"): self._cancel,
+            ("GET", "/fapi/v1/order"): lambda p: self._find(p, UNKNOWN_ORDER).as_json(),
+            ("GET", "/fapi/v1/openOrders"): lambda p: [
+                o.as_json() for o in self.open_orders_of(p.get("symbol"))],
+            ("DELETE", "/fapi/v1/allOpenOrders"): self._cancel_all,
+            ("POST", "/fapi/v1/countdownCancelAll"): self._countdown,
+            ("GET", "/fapi/v2/positionRisk"): lambda _: self._position_risk(),
+            ("GET", "/fapi/v2/balance"): lambda _: self._balances(),
+            ("GET", "/fapi/v1/userTrades"): self._user_trades,
+            ("GET", "/fapi/v1/income"): self._income,
+        }
+        route = routes.get((method, path))
+        if route is None:
+            raise _Reject(NOT_FOUND)
+        return route(params)
+
+    # -----------------------------------------------------------------------------------------
+    # Endpoints
+
+    def _exchange_info(self) -> dict[str, Any]:
+        return {"symbols": [{
+            "symbol": i.symbol, "status": "TRADING", "baseAsset": i.base, "quoteAsset": i.quote,
+            "filters": [
+                {"filterType": "PRICE_FILTER", "minPrice": str(i.tick_size), "maxPrice": "1000000",
+                 "tickSize": str(i.tick_size)},
+                {"filterType": "LOT_SIZE", "minQty": str(i.min_qty), "maxQty": "100000",
+                 "stepSize": str(i.step_size)},
+                {"filterType": "MIN_NOTIONAL", "notional": str(i.min_notional)}]}
+            for i in self.instruments.values()]}
+
+    def _instrument(self, params: dict[str, str]) -> Instrument:
+        if "symbol" not in params:
+            raise _Reject(MISSING_SYMBOL)
+        instrument = self.instruments.get(params["symbol"])
+        if instrument is None:
+            raise _Reject(UNKNOWN_SYMBOL)
+        return instrument
+
+    def _new_order(self, params: dict[str, str]) -> dict[str, Any]:
+        instrument = self._instrument(params)
+        symbol = instrument.symbol
+        side, order_type = params["side"], params["type"]
+        tif = params.get("timeInForce", "GTC")
+        qty = Decimal(params["quantity"])
+        reduce_only = params.get("reduceOnly") == "true"
+        client_id = params.get("newClientOrderId") or f"sim-{self._next_order_id}"
+        if any(o.client_id == client_id for o in self.open_orders_of(symbol)):
+            raise _Reject(DUPLICATE_ORDER)
+        if _decimals(qty) > _decimals(instrument.step_size):
+            raise _Reject(BAD_PRECISION)
+        if qty % instrument.step_size != 0:
+            raise _Reject(QTY_STEP)
+        bid, ask = self.books.get(symbol, (Decimal(0), Decimal(0)))
+        touch = ask if side == "BUY" else bid
+        if order_type == "LIMIT":
+            price = Decimal(params["price"])
+            if price % instrument.tick_size != 0:
+                raise _Reject(PRICE_TICK)
+            notional_price = price
+            marketable = touch > 0 and (price >= ask if side == "BUY" else price <= bid)
+        else:
+            price = Decimal(0)
+            if touch == 0:
+                raise _Reject(NO_BOOK)
+            notional_price, marketable = (bid + ask) / 2, True  # mark price stand-in
+        if not reduce_only and qty * notional_price < instrument.min_notional:
+            raise _Reject(MIN_NOTIONAL)
+        position = self.positions[symbol].qty
+        if reduce_only and (position == 0 or (position > 0) == (side == "BUY")
+                            or qty > abs(position)):
+            raise _Reject(REDUCE_ONLY)
+        if tif == "GTX" and marketable:
+            raise _Reject(POST_ONLY_CROSS)
+        now = self.clock_ms()
+        order = SimOrder(self._next_order_id, symbol, client_id, side, order_type, tif, qty,
+                         price, reduce_only, time_ms=now, update_ms=now)
+        self._next_order_id += 1
+        self.orders[order.order_id] = order
+        if marketable:
+            self._fill(order, touch)
+        elif tif == "IOC":
+            order.status = "EXPIRED"
+        return order.as_json()
+
+    def _fill(self, order: SimOrder, price: Decimal) -> None:
+        qty = order.qty - order.executed
+        order.executed = order.qty
+        order.status = "FILLED"
+        fee = qty * price * self.taker_fee_rate
+        self.balance -= fee
+        signed = qty if order.side == "BUY" else -qty
+        position = self.positions[order.symbol]
+        if position.qty == 0 or (position.qty > 0) == (signed > 0):
+            total = position.qty + signed
+            position.entry = (position.entry * abs(position.qty) + price * qty) / abs(total)
+            position.qty = total
+        else:
+            position.qty += signed
+            if position.qty == 0:
+                position.entry = Decimal(0)
+        trades = self.trades[order.symbol]
+        trades.append({"buyer": order.side == "BUY", "commission": str(fee),
+                       "commissionAsset": self.quote, "id": len(trades) + 1, "maker": False,
+                       "orderId": order.order_id, "price": str(price), "qty": str(qty),
+                       "quoteQty": str(qty * price), "realizedPnl": "0", "side": order.side,
+                       "positionSide": "BOTH", "symbol": order.symbol, "time": self.clock_ms()})
+
+    def _find(self, params: dict[str, str], unknown: tuple[int, int, str]) -> SimOrder:
+        symbol = self._instrument(params).symbol
+        matches = [o for o in self.orders.values() if o.symbol == symbol and (
+            str(o.order_id) == params.get("orderId")
+            or o.client_id == params.get("origClientOrderId"))]
+        if not matches:
+            raise _Reject(unknown)
+        return matches[-1]
+
+    def _cancel(self, params: dict[str, str]) -> dict[str, Any]:
+        order = self._find(params, CANCEL_UNKNOWN)
+        if order.status not in ("NEW", "PARTIALLY_FILLED"):
+            raise _Reject(CANCEL_UNKNOWN)
+        order.status, order.update_ms = "CANCELED", self.clock_ms()
+        return order.as_json()
+
+    def _cancel_all(self, params: dict[str, str]) -> dict[str, Any]:
+        for order in self.open_orders_of(self._instrument(params).symbol):
+            order.status, order.update_ms = "CANCELED", self.clock_ms()
+        return {"code": "200", "msg": "The operation of cancel all open order is done."}
+
+    def _countdown(self, params: dict[str, str]) -> dict[str, Any]:
+        symbol = self._instrument(params).symbol
+        self.countdowns[symbol] = int(params["countdownTime"])
+        return {"symbol": symbol, "countdownTime": params["countdownTime"]}
+
+    def _position_risk(self) -> list[dict[str, Any]]:
+        return [{"symbol": s, "positionAmt": str(p.qty), "entryPrice": str(p.entry),
+                 "markPrice": "0", "unRealizedProfit": "0", "leverage": "10",
+                 "marginType": "cross", "positionSide": "BOTH", "updateTime": self.clock_ms()}
+                for s, p in self.positions.items()]
+
+    def _balances(self) -> list[dict[str, Any]]:
+        return [{"accountAlias": "sim", "asset": self.quote, "balance": str(self.balance),
+                 "crossWalletBalance": str(self.balance), "crossUnPnl": "0",
+                 "availableBalance": str(self.balance), "maxWithdrawAmount": str(self.balance),
+                 "marginAvailable": True, "updateTime": self.clock_ms()}]
+
+    def _user_trades(self, params: dict[str, str]) -> list[dict[str, Any]]:
+        trades = self.trades[self._instrument(params).symbol]
+        start = int(params.get("startTime", "0"))
+        from_id = int(params.get("fromId", "0"))
+        limit = int(params.get("limit", "500"))
+        return [t for t in trades if t["time"] >= start and t["id"] >= from_id][:limit]
+
+    def _income(self, params: dict[str, str]) -> list[dict[str, Any]]:
+        start = int(params.get("startTime", "0"))
+        kind = params.get("incomeType")
+        return [i for i in self.income
+                if i["time"] >= start and kind in (None, i["incomeType"])]
+
+
+def _decimals(value: Decimal) -> int:
+    exponent = value.normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
+
+
+def _error(error: tuple[int, int, str],
+           headers: dict[str, str] | None = None) -> httpx.Response:
+    status, code, msg = error
+    return httpx.Response(status, content=json.dumps({"code": code, "msg": msg}).encode(),
+                          headers={"Content-Type": "application/json", **(headers or {})})

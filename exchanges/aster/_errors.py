@@ -86,6 +86,8 @@ _RATE_LIMIT_CODES = frozenset({-1003})
 _AUTH_CODES = frozenset({-1022})
 _CANCEL_REJECTED = -2011
 _UNKNOWN_ORDER_WORDS = "unknown order"  # the doc's -2011 text: "Unknown order sent."
+_NEW_ORDER_REJECTED = -2010
+_DUPLICATE_WORDS = "duplicate"  # Binance's -2010 words for a reused id: "Duplicate order sent."
 
 _SECRET = re.compile(r"(signature|x-mbx-apikey|apikey|api_key)(\s*[=:]\s*)[^&\s\"'<>,;]+", re.I)
 _WEIGHT_PREFIXES = ("x-mbx-used-weight", "x-mbx-order-count")
@@ -162,6 +164,9 @@ def _from_code(code: int, words: str, headers: Mapping[str, str]) -> VenueError:
         reason = (RejectReason.UNKNOWN_ORDER if _UNKNOWN_ORDER_WORDS in words.lower()
                   else RejectReason.INVALID)
         return VenueRejectedError(VENUE, reason, words, text)
+    if code == _NEW_ORDER_REJECTED and _DUPLICATE_WORDS in words.lower():
+        # After an unknown outcome the retry with the same id lands here: the first one exists.
+        return VenueRejectedError(VENUE, RejectReason.DUPLICATE_CLIENT_ID, words, text)
     return VenueRejectedError(VENUE, _REASONS.get(code, RejectReason.INVALID), words, text)
 
 

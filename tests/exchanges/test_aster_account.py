@@ -335,6 +335,7 @@ async def test_place_order_when_503_but_placed_then_unknown_and_get_order_finds_
     assert unknown.value.client_id == "u-1"
     assert (found.client_id, found.status) == ("u-1", OrderStatus.OPEN)
     assert duplicate.value.code == "-2010"
+    assert duplicate.value.reason is RejectReason.DUPLICATE_CLIENT_ID
     assert [o.client_id for o in still_open] == ["u-1"]
 
 

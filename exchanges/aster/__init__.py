@@ -18,6 +18,7 @@ from ._errors import used_weight as used_weight
 from ._instruments import AsterLotSize as AsterLotSize
 from ._instruments import instruments_from_exchange_info as instruments_from_exchange_info
 from ._instruments import market_lot_sizes_from_exchange_info as market_lot_sizes_from_exchange_info
+from ._market import AsterMarketData as AsterMarketData
 from ._rest import FUTURES_BASE_URL as FUTURES_BASE_URL
 from ._rest import AsterRest as AsterRest
 from ._signing import eip712_digest as eip712_digest
@@ -45,6 +46,7 @@ __all__ = [
     "AsterHmacAuth",
     "AsterLotSize",
     "AsterMarkPrice",
+    "AsterMarketData",
     "AsterRest",
     "AsterWalletAuth",
     "auth_from_env",

@@ -15,6 +15,7 @@ from ._client_ids import ClientIdMap as ClientIdMap
 from ._client_ids import uint32_of as uint32_of
 from ._errors import error_from_response as error_from_response
 from ._instruments import instruments_from_markets as instruments_from_markets
+from ._market import BackpackMarketData as BackpackMarketData
 from ._rest import DEFAULT_BASE_URL as DEFAULT_BASE_URL
 from ._rest import BackpackRest as BackpackRest
 from ._signing import BATCH_INSTRUCTION as BATCH_INSTRUCTION
@@ -44,6 +45,7 @@ __all__ = [
     "BackpackBookSync",
     "BackpackDepthUpdate",
     "BackpackMarkPrice",
+    "BackpackMarketData",
     "BackpackRest",
     "ClientIdMap",
     "batch_signing_string",

@@ -32,6 +32,14 @@ def describe(code: int | str | None, words: str) -> str:
     return words if code is None else f"{words} (code {code})"
 
 
+def may_be_error_object(body: bytes) -> bool:
+    """Whether a 2xx body could be a venue's error object: only a JSON object can.
+
+    Lists of orders, markets or trades (the large answers) are passed over without a parse.
+    """
+    return body.lstrip()[:1] == b"{"
+
+
 def never_sent(error: httpx.RequestError) -> bool:
     """True when httpx failed before a byte of the request left: no connection was made.
 

@@ -133,8 +133,12 @@ class ControlServerHandle:
 
 
 async def _refresh_status(service: ControlService, cache: StatusCache) -> None:
-    """Keep the cached status reply fresh (see _status_cache); ends with the server."""
+    """Keep the cached status reply fresh while it is polled (see _status_cache); ends with
+    the server."""
     while True:
+        if not cache.wanted():
+            await trio.sleep(STATUS_REFRESH_S)
+            continue
         generation = cache.generation()
         try:
             status = status_message(await service.status())

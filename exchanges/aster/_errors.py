@@ -61,7 +61,7 @@ from .._exceptions import (
     VenueRejectedError,
     VenueTransportError,
 )
-from .._http_errors import describe, venue_words
+from .._http_errors import describe, may_be_error_object, venue_words
 from .._rate_limits import RateLimitedError, retry_after_s
 from ._auth import VENUE
 
@@ -107,6 +107,8 @@ def error_from_response(
     whether the request could have created an order (a 503 then leaves its outcome unknown).
     Returns rather than raises so the caller can `raise ... from` its own context.
     """
+    if 200 <= status_code < 300 and not may_be_error_object(body):
+        return None  # a list, a number: never `{code, msg}`; large answers are not parsed twice
     code, words = _parse(body)
     if 200 <= status_code < 300:
         if code is None or code >= 0:  # Binance-style `{"code": 200, "msg": "success"}` is fine

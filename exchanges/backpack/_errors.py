@@ -45,7 +45,7 @@ from .._exceptions import (
     VenueRejectedError,
     VenueTransportError,
 )
-from .._http_errors import describe, venue_words
+from .._http_errors import describe, may_be_error_object, venue_words
 from .._rate_limits import RateLimitedError, retry_after_s
 
 VENUE = "backpack"
@@ -77,6 +77,8 @@ def error_from_response(
     `is_order_placement` says whether the request could have created an order. Returns rather
     than raises so the caller can `raise ... from` its own context.
     """
+    if 200 <= status_code < 300 and not may_be_error_object(body):
+        return None  # a list, a number: never `{code, message}`; answers are not parsed twice
     code, words = _parse(body)
     if 200 <= status_code < 300:
         if code is None or not _is_error_object(body):

@@ -31,10 +31,8 @@ from ._streams import VENUE, BackpackMarkPrice, decode_market_message
 
 WS_URL: Final = "wss://ws.backpack.exchange"
 """§2.1."""
-"""Normal closure and going away (server shutdown): the iterator just ends."""
 _NS_PER_US: Final = 1_000
 _NS_PER_MS: Final = 1_000_000
-
 
 
 def subscribe_message(symbols: Sequence[str]) -> str:

@@ -158,7 +158,7 @@ class BackpackRest:
                 method, path, params=dict(params) if params else None, content=content,
                 headers=headers, auth=self._auth if signed else httpx.USE_CLIENT_DEFAULT,
             )
-        except httpx.TransportError as exc:
+        except httpx.RequestError as exc:  # transport errors, undecodable bodies, redirects
             # Not chained: httpx's exception holds the request, signature headers and all.
             what = f"{method} {path}: {type(exc).__name__}"
             if is_order_placement and not never_sent(exc):

@@ -251,6 +251,17 @@ class FeedStatus(msgspec.Struct, frozen=True, kw_only=True):
     stale_symbols: tuple[str, ...]
 
 
+def crosses(side: Side, price: Decimal | None, resting_price: Decimal | None) -> bool:
+    """Would an order on `side` at `price` trade with a resting order on the other side at
+    `resting_price`? None stands for "at any price" (a market order, an unknown price).
+
+    Risk's self-trade rule; strategies ask it too, so they never place what risk would deny.
+    """
+    if price is None or resting_price is None:
+        return True
+    return price >= resting_price if side is Side.BUY else price <= resting_price
+
+
 def quote_key(venue: str, symbol: str) -> tuple[str, str]:
     """The conflation key of market data topics: one pending value per venue and symbol."""
     return (venue, symbol)

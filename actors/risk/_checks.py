@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from exchanges import OrderType, Side
 
-from ..messages import DenyReason, OrderIntent, TradingState
+from ..messages import DenyReason, OrderIntent, TradingState, crosses
 from ._config import AccountLimits, RiskConfig
 
 ZERO = Decimal(0)
@@ -89,8 +89,9 @@ def check_order(
 ) -> Denial | None:
     limits = config.limits(intent.venue, intent.account)
     position = view.position(intent.venue, intent.account, intent.symbol)
+    resting = _resting_qty(intent, view)
     # Orders already resting on the reducing side will use up the position first.
-    reduces = _reduces(intent, position, _resting_qty(intent, view))
+    reduces = _reduces(intent, position, resting)
     denial = check_trading_state(intent, view.state, reduces)
     if denial is not None:
         return denial
@@ -122,8 +123,7 @@ def check_order(
     assert reference is not None  # check_reference passed
     mid = reference[0]
     denial = (
-        (None if reduces else check_position(intent, position, mid, limits,
-                                             _resting_qty(intent, view)))
+        (None if reduces else check_position(intent, position, mid, limits, resting))
         or (None if reduces else check_group_exposure(intent, view, config))
         or check_open_orders(intent, view, limits)
     )
@@ -195,18 +195,15 @@ def check_self_trade(intent: OrderIntent, view: RiskView, config: RiskConfig) ->
             if (order.symbol != intent.symbol or order.side is intent.side
                     or order.price is None or not order.rests):
                 continue
-            if _would_cross(intent, order.price):
+            if crosses(intent.side, _limit_price(intent), order.price):
                 return Denial(DenyReason.SELF_TRADE, f"would cross {venue}/{account} order "
                               f"{client_id} at {order.price}")
     return None
 
 
-def _would_cross(intent: OrderIntent, resting_price: Decimal) -> bool:
-    if intent.order_type is OrderType.MARKET or intent.price is None:
-        return True
-    if intent.side is Side.BUY:
-        return intent.price >= resting_price
-    return intent.price <= resting_price
+def _limit_price(intent: OrderIntent) -> Decimal | None:
+    """The price the order is limited to; None for a market order (it takes any price)."""
+    return None if intent.order_type is OrderType.MARKET else intent.price
 
 
 def check_position(

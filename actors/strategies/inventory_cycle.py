@@ -42,6 +42,7 @@ import trio
 from exchanges import BookTop, Instrument, Side, TimeInForce
 
 from ..feed import MarketTopics
+from ..messages import crosses as crosses  # the rule the cycle shares with risk
 from ._base import ParamsError, Strategy
 from ._kinds import Leg, StrategyContext
 
@@ -264,13 +265,6 @@ def rebalance(
     if price <= 0 or not tradable(qty, price, instrument):
         return None
     return Order(account, side, qty, price, taker=True)
-
-
-def crosses(side: Side, price: Decimal, resting_price: Decimal | None) -> bool:
-    """Would an order on `side` at `price` trade with a resting opposite order (risk's rule)?"""
-    if resting_price is None:
-        return True
-    return price >= resting_price if side is Side.BUY else price <= resting_price
 
 
 def uncrossed(

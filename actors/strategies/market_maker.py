@@ -27,7 +27,7 @@ import trio
 from exchanges import BookTop, Instrument, OrderType, Side, TimeInForce
 
 from ..feed import MarketTopics
-from ..messages import GetBalances, OrderFilled, OrderIntent, gateway_name
+from ..messages import GetBalances, OrderFilled, OrderIntent, crosses, gateway_name
 from ._base import ParamsError, Strategy, check_finite
 from ._kinds import Leg, StrategyContext
 
@@ -295,8 +295,4 @@ def _crossed_by(order: OrderIntent, wanted: list[Quote]) -> bool:
     price = order.price
     if price is None:
         return False
-    return any(
-        (q.side is Side.BUY and order.side is Side.SELL and q.price >= price)
-        or (q.side is Side.SELL and order.side is Side.BUY and q.price <= price)
-        for q in wanted
-    )
+    return any(q.side is not order.side and crosses(q.side, q.price, price) for q in wanted)

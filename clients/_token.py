@@ -21,14 +21,18 @@ def default_address() -> str:
     return os.environ.get(ADDRESS_ENV) or DEFAULT_ADDRESS
 
 
+def home_dir() -> Path:
+    """$STEWARD_HOME, else ~/.local/state/steward (not created: the daemon creates it)."""
+    raw = os.environ.get(HOME_ENV)
+    return Path(raw).expanduser() if raw else DEFAULT_HOME.expanduser()
+
+
 def default_token() -> str | None:
     """$STEWARD_TOKEN, else the local daemon's $STEWARD_HOME/control.token, else None."""
     token = os.environ.get(TOKEN_ENV)
     if token:
         return token
-    raw = os.environ.get(HOME_ENV)
-    home = Path(raw).expanduser() if raw else DEFAULT_HOME.expanduser()
     try:
-        return (home / TOKEN_FILE).read_text().strip() or None
+        return (home_dir() / TOKEN_FILE).read_text().strip() or None
     except OSError:
         return None

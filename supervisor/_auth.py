@@ -27,12 +27,14 @@ from typing import Any, Final
 
 import grpc
 
+# Under STEWARD_HOME: the admin token made when the config names none (mode 0600). One name,
+# shared with the clients, which read it.
+from clients._token import TOKEN_FILE as TOKEN_FILE
+
 from ._config import ControlConfig
 
 logger = logging.getLogger("steward.control.auth")
 
-TOKEN_FILE: Final = "control.token"
-"""Under STEWARD_HOME: the admin token made when the config names none (mode 0600)."""
 LOCAL_TOKEN_NAME: Final = "local-admin"
 BEARER: Final = "Bearer "  # `authorization: Bearer <token>`, as grpcurl's -H sends it
 SERVICE: Final = "/steward.v1.Control/"

@@ -11,8 +11,10 @@ import os
 from pathlib import Path
 from typing import Final, TextIO
 
-HOME_ENV: Final = "STEWARD_HOME"
-DEFAULT_HOME: Final = Path("~/.local/state/steward")
+from clients._token import DEFAULT_HOME as DEFAULT_HOME  # the client finds what we write
+from clients._token import HOME_ENV as HOME_ENV
+from clients._token import home_dir
+
 LOCK_FILE: Final = "daemon.lock"
 
 
@@ -22,8 +24,7 @@ class HomeInUseError(RuntimeError):
 
 def steward_home() -> Path:
     """$STEWARD_HOME, else ~/.local/state/steward; created (mode 0700) if missing."""
-    raw = os.environ.get(HOME_ENV)
-    home = Path(raw).expanduser() if raw else DEFAULT_HOME.expanduser()
+    home = home_dir()
     home.mkdir(mode=0o700, parents=True, exist_ok=True)
     return home
 

@@ -7,6 +7,7 @@ once each, so a test says exactly which call fails and how:
 - `lost_response`: the venue did it, the answer was lost (VenueTransportError afterwards)
 - `unknown_outcome`: HTTP 503 after the venue did it (OrderOutcomeUnknownError)
 - `unknown_outcome_not_placed`: HTTP 503 and the venue never did it
+- `rate_limited`: HTTP 429 with `Retry-After: 5`, nothing happened
 """
 
 from __future__ import annotations
@@ -23,12 +24,15 @@ from exchanges import (
     OrderOutcomeUnknownError,
     OrderRequest,
     Position,
+    RateLimitedError,
     UserEvent,
     VenueOrder,
     VenueTransportError,
 )
 
-Fault = Literal["lost_request", "lost_response", "unknown_outcome", "unknown_outcome_not_placed"]
+Fault = Literal["lost_request", "lost_response", "unknown_outcome", "unknown_outcome_not_placed",
+                "rate_limited"]
+RATE_LIMIT_RETRY_AFTER_S = 5.0
 
 
 class FaultyAccount:
@@ -59,6 +63,9 @@ class FaultyAccount:
             raise VenueTransportError(self.venue, "connection reset before the request was sent")
         if fault == "unknown_outcome_not_placed":
             raise OrderOutcomeUnknownError(self.venue, request.client_id, "HTTP 503")
+        if fault == "rate_limited":
+            raise RateLimitedError(self.venue, "HTTP 429: too many requests",
+                                   retry_after_s=RATE_LIMIT_RETRY_AFTER_S)
         order = await self.inner.place_order(request)
         if fault == "lost_response":
             raise VenueTransportError(self.venue, "read timeout")

@@ -6,7 +6,12 @@ and only then report ready and take orders. Every restart does this.
 Orders: placed with the strategy's client id; a transport failure is retried a bounded number
 of times with the same id (idempotent); an unknown outcome (HTTP 503, a timeout) is settled by
 asking the venue, never guessed. Venue rate limits are a token bucket: an order waits for a
-token rather than being refused. Orders may carry an expiry; the gateway cancels them after it.
+token rather than being refused. When the venue refuses anyway (HTTP 429, or 418: the IP is
+banned for ignoring 429s), the gateway goes quiet: for the venue's `Retry-After`, else a back-off
+that doubles per refusal in a row (a ban starts at two minutes), new orders are rejected at once
+as `rate_limited` without a request, so a strategy's requotes do not extend the ban; cancels are
+still sent, because they take risk off. Orders may carry an expiry; the gateway cancels them
+after it.
 
 Events: venue order updates and fills arrive on the user stream. A fill is journaled before
 anyone hears of it; then positions, risk and the strategy are told. Order records go to the
@@ -37,6 +42,7 @@ from exchanges import (
     OrderOutcomeUnknownError,
     OrderRequest,
     OrderStatus,
+    RateLimitedError,
     RejectReason,
     VenueError,
     VenueOrder,
@@ -79,6 +85,11 @@ STOP_FLUSH_S: Final = 1.5  # with STOP_CANCEL_S, inside the default 5 s shutdown
 DEAD_MAN_COUNTDOWN_MS: Final = 120_000  # the venue cancels 2 min after our last re-arm
 DEAD_MAN_REARM_S: Final = 30.0  # Aster's doc: re-arm every 30 s with 120 s
 RECORD_COALESCE_S: Final = 0.005
+RATE_LIMIT_BACKOFF_S: Final = 1.0
+"""Quiet time after a 429 that named no Retry-After; doubles per refusal in a row."""
+RATE_LIMIT_BACKOFF_MAX_S: Final = 60.0
+IP_BAN_BACKOFF_S: Final = 120.0
+"""Aster bans for 2 minutes to 3 days (venues.md §1.9): without Retry-After, wait the least."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +122,9 @@ class Gateway(Actor):
         self.tracker = OrderTracker()
         self.bucket = TokenBucket(orders_per_s, order_burst)
         self.last_reconcile: ReconcileReport | None = None
+        self.quiet_until_s = -math.inf
+        """trio time until which new orders are refused locally (the venue rate-limited us)."""
+        self._rate_limited_in_a_row = 0
         self._records_send, self._records_receive = trio.open_memory_channel[JournalRecord](
             math.inf
         )
@@ -190,14 +204,22 @@ class Gateway(Actor):
             await self._reject(intent, RejectReason.DUPLICATE_CLIENT_ID.value,
                                "client id already used")
             return
+        if trio.current_time() < self.quiet_until_s:
+            await self._reject(intent, RejectReason.RATE_LIMITED.value,
+                               f"venue rate limit: quiet for another "
+                               f"{self.quiet_until_s - trio.current_time():.1f} s")
+            return
         await self._wait_for_rate_token()
         self.tracker.add(intent)
         try:
             order = await self._place(intent)
         except VenueRejectedError as exc:
             self.tracker.forget(intent.client_id)
+            if isinstance(exc, RateLimitedError):
+                self._go_quiet(exc)
             await self._reject(intent, exc.reason.value, str(exc))
             return
+        self._rate_limited_in_a_row = 0
         if order is None:
             self.tracker.forget(intent.client_id)
             await self._reject(intent, "unknown_outcome_not_found",
@@ -221,6 +243,8 @@ class Gateway(Actor):
         except VenueRejectedError as exc:
             if exc.reason is RejectReason.UNKNOWN_ORDER:
                 return  # already gone: its final state arrives on the user stream
+            if isinstance(exc, RateLimitedError):
+                self._go_quiet(exc)
             logger.warning("%s: cancel %s refused: %s", self.name, message.client_id, exc)
             await self._tell(tracked.strategy, OrderCancelFailed(
                 strategy=tracked.strategy, cancel=message, reason=exc.reason.value))
@@ -351,6 +375,20 @@ class Gateway(Actor):
         for fill in fills:
             await self.on_fill(fill)
         return None if not fills else _filled_order(intent, fills, self.client)
+
+    def _go_quiet(self, refusal: RateLimitedError) -> None:
+        """Stop sending new orders for as long as the venue asked, or a growing back-off."""
+        self._rate_limited_in_a_row += 1
+        if refusal.retry_after_s is not None:
+            quiet_s = refusal.retry_after_s
+        elif refusal.ip_banned:
+            quiet_s = IP_BAN_BACKOFF_S
+        else:
+            quiet_s = min(RATE_LIMIT_BACKOFF_MAX_S,
+                          RATE_LIMIT_BACKOFF_S * 2 ** (self._rate_limited_in_a_row - 1))
+        self.quiet_until_s = max(self.quiet_until_s, trio.current_time() + quiet_s)
+        logger.warning("%s: venue rate limit%s: no new orders for %.1f s", self.name,
+                       " (IP banned)" if refusal.ip_banned else "", quiet_s)
 
     async def _wait_for_rate_token(self) -> None:
         """Pace to the venue's limit: wait for a token rather than be refused by the venue."""

@@ -31,7 +31,7 @@ from actors.messages import (
 from exchanges import OrderRequest, OrderType, Side, TimeInForce
 from supervisor import ChildSpec
 from supervisor._config import DaemonConfig
-from tests.faults import FaultyAccount, requests_by_client_id
+from tests.faults import RATE_LIMIT_RETRY_AFTER_S, FaultyAccount, requests_by_client_id
 from tests.trading import (
     RunningDaemon,
     journal_store,
@@ -180,6 +180,24 @@ async def test_submit_when_outcome_unknown_and_venue_never_had_it_then_rejected_
         assert await venue_orders(daemon, "u-2") == []
         [rejected] = [e for e in seen if isinstance(e, OrderRejected)]
         assert rejected.reason == "unknown_outcome_not_found"
+
+
+async def test_submit_when_venue_rate_limits_then_quiet_for_retry_after_then_places_again(
+    autojump_clock, steward_home
+):
+    seen: list[Seen] = []
+    async with running_daemon(steward_home, quiet_config(), wrap=FaultyAccount) as daemon:
+        await add_probe(daemon, seen)
+        faulty(daemon).fail_next_place("rate_limited")
+        await submit(daemon, intent("rl-1", daemon=daemon))  # refused by the venue: 429
+        await submit(daemon, intent("rl-2", daemon=daemon))  # 1 s later: refused locally
+        assert requests_by_client_id(faulty(daemon).place_calls) == {"rl-1": 1}
+        reasons = {e.intent.client_id: e.reason for e in seen if isinstance(e, OrderRejected)}
+        assert reasons == {"rl-1": "rate_limited", "rl-2": "rate_limited"}
+        await trio.sleep(RATE_LIMIT_RETRY_AFTER_S)
+        await submit(daemon, intent("rl-3", daemon=daemon))
+        assert requests_by_client_id(faulty(daemon).place_calls) == {"rl-1": 1, "rl-3": 1}
+        assert kinds(seen, "rl-3") == ["OrderAccepted:open"]
 
 
 async def test_order_when_its_expiry_passes_then_gateway_cancels_it(autojump_clock, steward_home):

@@ -34,13 +34,29 @@ FrameDecoder = Callable[[str | bytes, int], MarketEvent | None]
 market connection, a subscription acknowledgement). Raises MalformedMessageError."""
 
 
-def closed_error(venue: str, exc: ConnectionClosed) -> VenueTransportError | None:
-    """None for a normal close, else the error to raise."""
+def closed_error(venue: str, exc: ConnectionClosed, *,
+                 what: str = "market stream") -> VenueTransportError | None:
+    """None for a normal close, else the error to raise (`what` names the stream in it)."""
     reason = exc.reason
     if reason is None or reason.code in NORMAL_CLOSE_CODES:
         return None
     return VenueTransportError(
-        venue, f"market stream closed: {reason.code} {reason.name} {reason.reason or ''}")
+        venue, f"{what} closed: {reason.code} {reason.name} {reason.reason or ''}")
+
+
+@asynccontextmanager
+async def open_stream_websocket(venue: str, url: str, *,
+                                what: str = "market stream") -> AsyncIterator[WebSocketConnection]:
+    """Connect to `url` for the context's lifetime; a failed connect (or a closing handshake
+    that times out) raises `VenueTransportError` naming `what`, the exception type and cause."""
+    try:
+        async with open_websocket_url(url) as ws:
+            yield ws
+    except HandshakeError as exc:
+        # Connect failed, was refused, or the closing handshake timed out.
+        cause = exc.__cause__ if exc.__cause__ is not None else exc
+        raise VenueTransportError(
+            venue, f"{what}: {type(exc).__name__}: {cause!r}") from None
 
 
 class MarketFrames:
@@ -81,17 +97,11 @@ async def open_market_frames(venue: str, url: str, decode: FrameDecoder, *,
 
     A failed connect or subscribe raises `VenueTransportError` on entry.
     """
-    try:
-        async with open_websocket_url(url) as ws:
-            if subscribe is not None:
-                try:
-                    await ws.send_message(subscribe)
-                except ConnectionClosed as exc:
-                    raise (closed_error(venue, exc) or VenueTransportError(
-                        venue, "market stream closed before the subscription was sent")) from None
-            yield MarketFrames(venue, ws, decode)
-    except HandshakeError as exc:
-        # Connect failed, was refused, or the closing handshake timed out.
-        cause = exc.__cause__ if exc.__cause__ is not None else exc
-        raise VenueTransportError(
-            venue, f"market stream: {type(exc).__name__}: {cause!r}") from None
+    async with open_stream_websocket(venue, url) as ws:
+        if subscribe is not None:
+            try:
+                await ws.send_message(subscribe)
+            except ConnectionClosed as exc:
+                raise (closed_error(venue, exc) or VenueTransportError(
+                    venue, "market stream closed before the subscription was sent")) from None
+        yield MarketFrames(venue, ws, decode)

@@ -18,6 +18,7 @@ from ._errors import used_weight as used_weight
 from ._instruments import AsterLotSize as AsterLotSize
 from ._instruments import instruments_from_exchange_info as instruments_from_exchange_info
 from ._instruments import market_lot_sizes_from_exchange_info as market_lot_sizes_from_exchange_info
+from ._market import FUTURES_WS_URL as FUTURES_WS_URL
 from ._market import AsterMarketData as AsterMarketData
 from ._rest import FUTURES_BASE_URL as FUTURES_BASE_URL
 from ._rest import AsterRest as AsterRest
@@ -32,11 +33,14 @@ from ._streams import decode_book_ticker as decode_book_ticker
 from ._streams import decode_combined as decode_combined
 from ._streams import decode_depth_update as decode_depth_update
 from ._streams import decode_mark_price as decode_mark_price
+from ._user_stream import LISTEN_KEY_KEEPALIVE_S as LISTEN_KEY_KEEPALIVE_S
 
 __all__ = [
     "API_KEY_ENV",
     "API_SECRET_ENV",
     "FUTURES_BASE_URL",
+    "FUTURES_WS_URL",
+    "LISTEN_KEY_KEEPALIVE_S",
     "PRIVATE_KEY_ENV",
     "SIGNER_ENV",
     "USER_ENV",

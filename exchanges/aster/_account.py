@@ -2,17 +2,18 @@
 
 Quantities and prices go out as exact decimal strings (`format(d, "f")`, never float) and come
 back as Decimal. Venue ms timestamps become ns. Our client ids are sent as `newClientOrderId`
-through `venue_client_id`; where we know our own id (place, cancel, get) the returned
-`VenueOrder` carries it, elsewhere (open orders, fills) the venue's id, which is ours unless
-ours had to be hashed (see `_client_ids.py`).
+through `venue_client_id`; every `VenueOrder` and `Fill` carries our id where this object
+knows it (it placed, cancelled or looked up the order), elsewhere the venue's id, which is ours
+unless ours had to be hashed (see `_client_ids.py`).
 
-Not built yet: the user-data stream (`stream_user` raises NotImplementedError).
+`stream_user` is the user-data stream (listen key + WebSocket, §1.8), built in
+`_user_stream.py`; its order updates and fills go through the same mapping as REST answers.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from contextlib import AbstractAsyncContextManager
+from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Final, TypeVar
 
@@ -35,7 +36,9 @@ from .._models import (
 )
 from ._auth import VENUE
 from ._client_ids import venue_client_id
+from ._market import FUTURES_WS_URL
 from ._rest import AsterRest
+from ._user_stream import LISTEN_KEY_KEEPALIVE_S, LISTEN_KEY_RETRY_S, OrderUpdate, open_user_stream
 
 MAX_PAGE: Final = 1000
 """`limit` maximum of `userTrades` and `income` (§1.6)."""
@@ -130,16 +133,27 @@ class AsterAccount:
     """One Aster futures account (one-way position mode) as an `AccountClient`.
 
     `symbols` are the symbols `fills()` scans: Aster's `userTrades` takes one symbol per call
-    and there is no account-wide trade list. Error handling is `AsterRest`'s: rejections are
-    `VenueRejectedError`, lost answers on placement `OrderOutcomeUnknownError`.
+    and there is no account-wide trade list. `ws_url` is the WebSocket base of the user stream.
+    Error handling is `AsterRest`'s: rejections are `VenueRejectedError`, lost answers on
+    placement `OrderOutcomeUnknownError`.
     """
 
-    def __init__(self, rest: AsterRest, *, account: str, symbols: Sequence[str] = ()) -> None:
+    keepalive_interval_s: float = LISTEN_KEY_KEEPALIVE_S
+    """How often `stream_user` extends its listen key; tests shorten it per instance."""
+    keepalive_retry_s: float = LISTEN_KEY_RETRY_S
+    """How soon a failed keepalive is retried."""
+
+    def __init__(self, rest: AsterRest, *, account: str, symbols: Sequence[str] = (),
+                 ws_url: str = FUTURES_WS_URL) -> None:
         self._rest = rest
         self._account = account
         self.symbols = list(symbols)
+        self._ws_url = ws_url
         self._client_ids: dict[int, str] = {}
         """Venue order id → our client id, for fills (userTrades names orders by id only)."""
+        self._ours: dict[str, str] = {}
+        """Venue client id → ours, for ids we had to hash, filled before the order is sent: its
+        first stream update can arrive before the answer that tells us its order id."""
 
     @property
     def venue(self) -> str:
@@ -171,8 +185,10 @@ class AsterAccount:
             params.append(("quantity", _dec(request.qty)))
         if request.reduce_only:
             params.append(("reduceOnly", "true"))
-        params += [("newClientOrderId", venue_client_id(request.client_id)),
-                   ("newOrderRespType", "RESULT")]
+        sent_id = venue_client_id(request.client_id)
+        if sent_id != request.client_id:
+            self._ours[sent_id] = request.client_id
+        params += [("newClientOrderId", sent_id), ("newOrderRespType", "RESULT")]
         body = await self._rest.signed("POST", "/fapi/v1/order", params,
                                        client_id=request.client_id, is_order_placement=True)
         try:
@@ -267,9 +283,28 @@ class AsterAccount:
         payments.sort(key=lambda p: p.ts_venue_ns)
         return payments
 
-    def stream_user(self) -> AbstractAsyncContextManager[AsyncIterator[UserEvent]]:
-        """Not built yet: always raises NotImplementedError (listenKey + WebSocket, §1.8)."""
-        raise NotImplementedError("user stream: not built yet")
+    @asynccontextmanager
+    async def stream_user(self) -> AsyncIterator[AsyncIterator[UserEvent]]:
+        """Order updates, fills and funding payments from the user-data stream (§1.8).
+
+        Gets the account's listen key, connects to `<ws_url>/ws/<key>` and extends the key
+        every `keepalive_interval_s` until the context ends. Fills come before the order
+        update of the same event, stale order updates are dropped, funding payments are read
+        over REST when the stream announces one (details in `_user_stream.py`).
+
+        The iterator ends on a normal close (1000/1001, e.g. the planned 24 h disconnect) and
+        raises `VenueTransportError` on an abnormal close or an expired key; a failed connect
+        or key request raises on entry. The caller reconnects and reconciles over REST.
+
+        The listen key is deliberately not deleted on exit: the venue keeps one key per
+        account and a POST returns the active one, so a DELETE would also end every other
+        stream of this account (§4 pitfall 5). An unused key expires by itself after 60 min.
+        """
+        async with open_user_stream(self._rest, self._ws_url, order_of=self._stream_order,
+                                    fill_of=self._stream_fill, funding=self.funding,
+                                    keepalive_s=self.keepalive_interval_s,
+                                    retry_s=self.keepalive_retry_s) as frames:
+            yield frames
 
     # -----------------------------------------------------------------------------------------
     # Private
@@ -293,7 +328,7 @@ class AsterAccount:
             body = await self._rest.signed("GET", "/fapi/v1/order", [
                 ("symbol", trade.symbol), ("orderId", str(trade.orderId))])
             client_id = self._order(_decoded(_Order, body, "query order"), None).client_id
-        return Fill(venue=VENUE, account=self._account, fill_id=f"{trade.symbol}:{trade.id}",
+        return Fill(venue=VENUE, account=self._account, fill_id=_fill_id(trade.symbol, trade.id),
                     client_id=client_id, venue_order_id=str(trade.orderId), symbol=trade.symbol,
                     side=_side(trade.side), qty=trade.qty, price=trade.price,
                     fee=trade.commission, fee_asset=trade.commissionAsset,
@@ -305,7 +340,8 @@ class AsterAccount:
         if status is None:
             raise VenueTransportError(VENUE, f"order {order.orderId}: unknown status "
                                              f"{order.status!r}")
-        ours = client_id if client_id is not None else order.clientOrderId
+        ours = client_id if client_id is not None else self._client_id(order.orderId,
+                                                                       order.clientOrderId)
         self._client_ids[order.orderId] = ours
         # STOP_MARKET, TAKE_PROFIT_MARKET, TRAILING_STOP_MARKET execute as market orders.
         order_type = OrderType.MARKET if order.type.endswith("MARKET") else OrderType.LIMIT
@@ -317,6 +353,38 @@ class AsterAccount:
             price=order.price if order_type is OrderType.LIMIT and order.price != 0 else None,
             filled_qty=order.executedQty, status=status, reduce_only=order.reduceOnly,
             ts_venue_ns=(order.updateTime or order.time) * _MS_TO_NS)
+
+
+    def _client_id(self, order_id: int, venue_id: str) -> str:
+        """Ours for a venue order: known by order id, else by the (hashed) id we sent, else
+        the venue's, which is ours unless we hashed it in another process."""
+        known = self._client_ids.get(order_id)
+        if known is not None:
+            return known
+        return self._ours.get(venue_id, venue_id)
+
+    def _stream_order(self, update: OrderUpdate, event_ms: int) -> VenueOrder:
+        """An `ORDER_TRADE_UPDATE` as the REST order it describes, through `_order`."""
+        return self._order(_Order(
+            orderId=update.i, symbol=update.s, status=update.X, clientOrderId=update.c,
+            side=update.S, type=update.o, origQty=update.q, executedQty=update.z,
+            price=update.p, timeInForce=update.f, reduceOnly=update.R,
+            updateTime=update.T or event_ms), None)
+
+    def _stream_fill(self, update: OrderUpdate) -> Fill:
+        """The TRADE execution of an `ORDER_TRADE_UPDATE`, with the id `fills()` gives it.
+        `n` is taken as paid (positive), like `commission`."""
+        return Fill(venue=VENUE, account=self._account, fill_id=_fill_id(update.s, update.t),
+                    client_id=self._client_id(update.i, update.c),
+                    venue_order_id=str(update.i), symbol=update.s, side=_side(update.S),
+                    qty=update.l, price=update.L, fee=update.n, fee_asset=update.N,
+                    liquidity=Liquidity.MAKER if update.m else Liquidity.TAKER,
+                    ts_venue_ns=update.T * _MS_TO_NS)
+
+
+def _fill_id(symbol: str, trade_id: int) -> str:
+    """Aster numbers trades per symbol: `<symbol>:<id>`, the same from REST and the stream."""
+    return f"{symbol}:{trade_id}"
 
 
 def _side(text: str) -> Side:

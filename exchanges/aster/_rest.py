@@ -20,7 +20,7 @@ from typing import Final
 import httpx
 import msgspec
 
-from .._exceptions import OrderOutcomeUnknownError, VenueTransportError
+from .._exceptions import OrderOutcomeUnknownError, VenueAuthError, VenueTransportError
 from .._http_errors import never_sent
 from .._models import Instrument
 from ._auth import FORM_CONTENT_TYPE, VENUE, AsterHmacAuth, AsterWalletAuth, wall_clock_ms
@@ -29,6 +29,9 @@ from ._instruments import instruments_from_exchange_info
 
 FUTURES_BASE_URL: Final = "https://fapi.asterdex.com"
 """Futures REST base (§1.2); paths are `/fapi/v1/...`, `/fapi/v2/...`."""
+
+LISTEN_KEY_PATH: Final = "/fapi/v1/listenKey"
+"""POST creates (or returns the active), PUT extends, DELETE closes the user-stream key (§1.8)."""
 
 Params = Sequence[tuple[str, str]]
 """Request parameters in the order they are sent (and signed)."""
@@ -41,6 +44,13 @@ class _ServerTime(msgspec.Struct):
 _SERVER_TIME: Final = msgspec.json.Decoder(_ServerTime)
 
 
+class _ListenKey(msgspec.Struct):
+    listenKey: str
+
+
+_LISTEN_KEY: Final = msgspec.json.Decoder(_ListenKey)
+
+
 def _encode(params: Params) -> str:
     return str(httpx.QueryParams(list(params)))
 
@@ -49,12 +59,13 @@ class AsterRest:
     """Public and signed futures REST calls; no business logic (see `AsterAccount`).
 
     `auth` signs every private call and holds the clock offset that `sync_clock()` measures.
+    Without `auth` (market data only) public calls work and `signed()` raises `VenueAuthError`.
     GET parameters go in the query string; POST and DELETE parameters in a form body (§1.3),
     so that what the venue sees is exactly what was signed. Functions take no timeout: the
     caller owns the deadline (a cancelled placement is an unknown outcome to the caller, too).
     """
 
-    def __init__(self, auth: AsterHmacAuth | AsterWalletAuth, *,
+    def __init__(self, auth: AsterHmacAuth | AsterWalletAuth | None = None, *,
                  base_url: str = FUTURES_BASE_URL, client: httpx.AsyncClient | None = None,
                  transport: httpx.AsyncBaseTransport | None = None,
                  clock_ms: Callable[[], int] = wall_clock_ms) -> None:
@@ -90,7 +101,8 @@ class AsterRest:
         return await self.server_time_ms() * 1_000_000
 
     async def sync_clock(self) -> int:
-        """Measure server time − local time and store it as `auth.offset_ms`; returns it.
+        """Measure server time − local time and store it as `auth.offset_ms` (when there is
+        an `auth`); returns it.
 
         The server's stamp is compared with the midpoint of our send and receive times, which
         is exact when the two legs take equally long and off by at most half the round trip.
@@ -99,13 +111,46 @@ class AsterRest:
         server = await self.server_time_ms()
         received = self._clock_ms()
         offset = server - (sent + received) // 2
-        self.auth.offset_ms = offset
+        if self.auth is not None:
+            self.auth.offset_ms = offset
         return offset
+
+    def now_ms(self) -> int:
+        """Our best estimate of the venue's clock, ms: local time plus the synced offset."""
+        return self._clock_ms() + (self.auth.offset_ms if self.auth is not None else 0)
 
     async def instruments(self) -> list[Instrument]:
         """TRADING perpetuals from `GET /fapi/v1/exchangeInfo`."""
         return instruments_from_exchange_info(await self.public("GET", "/fapi/v1/exchangeInfo"),
                                               kind="perp")
+
+    # -----------------------------------------------------------------------------------------
+    # User-stream keys (§1.8, §4 pitfall 5)
+    #
+    # USER_STREAM endpoints need only the API key (§1.3), but we send them through `signed()`:
+    # it is the one path that works for both schemes (V3 wallet auth has no API-key header at
+    # all, only a signature), the venue ignores the extra signed parameters, and it keeps one
+    # authenticated code path instead of two.
+
+    async def new_listen_key(self) -> str:
+        """`POST /fapi/v1/listenKey`: the account's listen key, valid 60 min. While one is
+        active the venue returns that same key (and extends it) instead of a new one."""
+        body = await self.signed("POST", LISTEN_KEY_PATH)
+        try:
+            return _LISTEN_KEY.decode(body).listenKey
+        except msgspec.DecodeError as exc:
+            raise VenueTransportError(VENUE, f"{LISTEN_KEY_PATH}: unexpected answer: "
+                                             f"{type(exc).__name__}") from None
+
+    async def keepalive_listen_key(self) -> None:
+        """`PUT /fapi/v1/listenKey`: extend the active key by 60 min. An expired or unknown
+        key is refused (-1125 → `VenueRejectedError`): create a new one."""
+        await self.signed("PUT", LISTEN_KEY_PATH)
+
+    async def close_listen_key(self) -> None:
+        """`DELETE /fapi/v1/listenKey`. The key is shared by every stream of the account
+        (§4 pitfall 5): closing it ends them all. `AsterAccount` never calls this."""
+        await self.signed("DELETE", LISTEN_KEY_PATH)
 
     # -----------------------------------------------------------------------------------------
     # Requests
@@ -121,8 +166,10 @@ class AsterRest:
 
         `client_id` is the order id the call concerns (named in errors); set
         `is_order_placement` when the call can create an order, so that a lost answer raises
-        `OrderOutcomeUnknownError`.
+        `OrderOutcomeUnknownError`. Without credentials raises `VenueAuthError`.
         """
+        if self.auth is None:
+            raise VenueAuthError(VENUE, "no credentials configured")
         return await self._send(method, path, params, signed=True, client_id=client_id,
                                 is_order_placement=is_order_placement)
 

@@ -9,19 +9,47 @@ signature recomputed over query + body exactly as sent (§1.3), `timestamp` agai
 each symbol has a settable top of book with unlimited size; a marketable LIMIT GTC/IOC or a
 MARKET order fills completely at the touch, a non-marketable IOC expires, a LIMIT GTC rests.
 Errors use the documented codes and words; where the doc is silent the choice is noted at the
-constant. Fees: every fill pays `taker_fee_rate` × notional in the quote asset.
+constant. Fees: a taker fill pays `taker_fee_rate` × notional in the quote asset, a maker fill
+`maker_fee_rate`. A resting LIMIT order fills as maker, completely and at its own price, when
+`set_book` moves the touch through it (a BUY at p once the ask is <= p, a SELL once the bid is
+>= p), so a market maker can trade against the sim.
+
+It is also the venue's WebSocket side (§1.7, §1.8), served by `serve_websocket` (a handler for
+`trio_websocket.serve_websocket`; `open_aster_ws(sim)` serves it on loopback):
+
+- user data: listen keys (`POST/PUT/DELETE /fapi/v1/listenKey`: one key per account, 60 min
+  after its last extension on the sim's clock; a POST returns the live key and extends it) and
+  `/ws/<listenKey>`, which receives `ORDER_TRADE_UPDATE` for every order change (NEW, TRADE,
+  CANCELED, EXPIRED), `ACCOUNT_UPDATE` (reason ORDER after a fill, FUNDING_FEE from
+  `add_funding`) and `listenKeyExpired` in the documented shapes;
+- market data: `/stream?streams=<s>@bookTicker/<s>@markPrice@1s/...`, combined frames
+  `{"stream": name, "data": {...}}`. On connect each subscribed stream gets the current book
+  and mark (standing in for the live venue's constant flow); then `set_book` pushes a
+  bookTicker and `set_mark` a markPriceUpdate.
+
+`handle` stays a plain sync function: it hands events to unbounded trio memory channels
+(`send_nowait`) that the WebSocket tasks drain, so it must run in the trio thread (as it does
+under `httpx.MockTransport`). Faults: `fail_next(path, status)`, `expire_listen_key()`,
+`drop_user_streams(code)`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+import math
+import secrets
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl
 
 import httpx
+import trio
+import trio_websocket
+from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketServer
 
 from exchanges import Instrument
 from exchanges.aster import hmac_payload, hmac_signature
@@ -50,10 +78,17 @@ CANCEL_UNKNOWN = (400, -2011, "Unknown order sent.")
 MISSING_SYMBOL = (400, -1102, "Mandatory parameter 'symbol' was not sent.")  # Binance
 UNKNOWN_SYMBOL = (400, -1121, "Invalid symbol.")
 NOT_FOUND = (404, -1000, "Unknown path.")  # ours
+INVALID_LISTEN_KEY = (400, -1125, "This listenKey does not exist.")  # Binance's words for -1125
 STATUS_UNKNOWN = (503, -1007, "Timeout waiting for response from backend server. Send status "
                               "unknown; execution status unknown.")  # Binance -1007
 
 PUBLIC_PATHS = frozenset({"/fapi/v1/time", "/fapi/v1/exchangeInfo"})
+LISTEN_KEY_PATH = "/fapi/v1/listenKey"
+USER_STREAM_PATHS = frozenset({LISTEN_KEY_PATH})
+"""USER_STREAM security (§1.3): the API key is enough; a signature, if sent, must be valid."""
+LISTEN_KEY_LIFETIME_MS = 60 * 60 * 1000
+FUNDING_INTERVAL_MS = 8 * 60 * 60 * 1000
+"""Default next-funding time for marks nobody set: the next 8 h boundary."""
 
 
 class _Reject(Exception):
@@ -84,11 +119,13 @@ class SimOrder:
     executed: Decimal = Decimal(0)
     time_ms: int = 0
     update_ms: int = 0
+    avg_price: Decimal = Decimal(0)
 
     def as_json(self) -> dict[str, Any]:
         return {"orderId": self.order_id, "symbol": self.symbol, "status": self.status,
                 "clientOrderId": self.client_id, "price": str(self.price),
-                "avgPrice": "0", "origQty": str(self.qty), "executedQty": str(self.executed),
+                "avgPrice": str(self.avg_price), "origQty": str(self.qty),
+                "executedQty": str(self.executed),
                 "cumQuote": "0", "timeInForce": self.tif, "type": self.type,
                 "reduceOnly": self.reduce_only, "closePosition": False, "side": self.side,
                 "positionSide": "BOTH", "stopPrice": "0", "origType": self.type,
@@ -99,6 +136,25 @@ class SimOrder:
 class _PositionState:
     qty: Decimal = Decimal(0)
     entry: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True)
+class _Close:
+    """Queued to a socket: close it with `code`."""
+
+    code: int
+
+
+_Outgoing = str | _Close
+
+
+@dataclass
+class _Socket:
+    """One WebSocket connection as the venue keeps it: where its frames go and what it gets."""
+
+    send: trio.MemorySendChannel[_Outgoing]
+    listen_key: str = ""
+    streams: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -121,7 +177,8 @@ class AsterSimulator:
 
     def __init__(self, *, api_key: str, secret: str, instruments: Sequence[Instrument],
                  clock_ms: Callable[[], int], quote_balance: Decimal = Decimal(10_000),
-                 taker_fee_rate: Decimal = Decimal("0.0004")) -> None:
+                 taker_fee_rate: Decimal = Decimal("0.0004"),
+                 maker_fee_rate: Decimal = Decimal("0.0002")) -> None:
         self._api_key = api_key
         self._secret = secret
         self.clock_ms = clock_ms
@@ -133,6 +190,19 @@ class AsterSimulator:
         self.balance = quote_balance
         self.quote = "USDT"
         self.taker_fee_rate = taker_fee_rate
+        self.maker_fee_rate = maker_fee_rate
+        self.touch_qty = Decimal(1000)
+        """The size bookTicker reports at each side (matching ignores size)."""
+        self.marks: dict[str, tuple[Decimal, Decimal, int]] = {}
+        self.listen_key: str | None = None
+        self.listen_key_expiry_ms = 0
+        self.listen_keys_issued: list[str] = []
+        self.listen_key_extensions = 0
+        """Successful PUTs (keepalives)."""
+        self._extension_waiters: list[tuple[int, trio.Event]] = []
+        self._user_sockets: list[_Socket] = []
+        self._market_sockets: list[_Socket] = []
+        self._book_update_id = 0
         self.income: list[dict[str, Any]] = []
         self.countdowns: dict[str, int] = {}
         self.received: list[Received] = []
@@ -143,7 +213,37 @@ class AsterSimulator:
     # Test controls
 
     def set_book(self, symbol: str, bid: Decimal, ask: Decimal) -> None:
+        """Move the touch: resting orders it crosses fill as maker, then a bookTicker goes out."""
         self.books[symbol] = (bid, ask)
+        for order in sorted(self.open_orders_of(symbol), key=lambda o: o.order_id):
+            if order.type == "LIMIT" and (order.price >= ask if order.side == "BUY"
+                                          else order.price <= bid):
+                self._fill(order, order.price, maker=True)
+        self._push_market(f"{symbol.lower()}@bookTicker", self._book_ticker(symbol))
+
+    def set_mark(self, symbol: str, mark: Decimal, funding_rate: Decimal,
+                 next_funding_ms: int) -> None:
+        """Set the mark price and funding; subscribers get a markPriceUpdate."""
+        self.marks[symbol] = (mark, funding_rate, next_funding_ms)
+        for name in (f"{symbol.lower()}@markPrice@1s", f"{symbol.lower()}@markPrice"):
+            self._push_market(name, self._mark_price(symbol))
+
+    def expire_listen_key(self) -> None:
+        """Expire the live key now: its sockets get `listenKeyExpired` and nothing after."""
+        self._expire_listen_key()
+
+    async def wait_listen_key_extensions(self, count: int) -> None:
+        """Return once `count` keepalives (PUTs) in all have extended a key."""
+        if self.listen_key_extensions >= count:
+            return
+        event = trio.Event()
+        self._extension_waiters.append((count, event))
+        await event.wait()
+
+    def drop_user_streams(self, code: int = 1011) -> None:
+        """Close every user-stream socket with `code` (abnormal unless 1000/1001)."""
+        for socket in list(self._user_sockets):
+            self._queue(self._user_sockets, socket, _Close(code))
 
     def fail_next(self, path: str, status: int, *, retry_after_s: int | None = None,
                   then_process: bool = False) -> None:
@@ -155,9 +255,13 @@ class AsterSimulator:
         self._faults.setdefault(path, []).append(_Fault(status, retry_after_s, then_process))
 
     def add_funding(self, symbol: str, amount: Decimal, time_ms: int) -> None:
+        """Book a funding payment (moves the balance) and announce it on the user stream the
+        way a cross-margin account sees it: ACCOUNT_UPDATE FUNDING_FEE, balances, no symbol."""
         self.income.append({"symbol": symbol, "incomeType": "FUNDING_FEE", "income": str(amount),
                             "asset": self.quote, "info": "", "time": time_ms,
                             "tranId": len(self.income) + 1, "tradeId": ""})
+        self.balance += amount
+        self._push_user(self._account_update("FUNDING_FEE", positions=[]))
 
     def open_orders_of(self, symbol: str | None = None) -> list[SimOrder]:
         return [o for o in self.orders.values()
@@ -182,7 +286,10 @@ class AsterSimulator:
                 return _error((fault.status, -1003, "Too many requests."), headers)
             return httpx.Response(fault.status, text="Service Unavailable", headers=headers)
         try:
-            if path not in PUBLIC_PATHS:
+            if path in USER_STREAM_PATHS and "signature" not in params:
+                if request.headers.get("X-MBX-APIKEY") != self._api_key:
+                    raise _Reject(BAD_API_KEY)
+            elif path not in PUBLIC_PATHS:
                 self._authenticate(request, query, body, params)
             answer = self._route(request.method, path, params)
         except _Reject as rejection:
@@ -231,6 +338,9 @@ class AsterSimulator:
             ("GET", "/fapi/v2/balance"): lambda _: self._balances(),
             ("GET", "/fapi/v1/userTrades"): self._user_trades,
             ("GET", "/fapi/v1/income"): self._income,
+            ("POST", LISTEN_KEY_PATH): self._new_listen_key,
+            ("PUT", LISTEN_KEY_PATH): self._keepalive_listen_key,
+            ("DELETE", LISTEN_KEY_PATH): self._close_listen_key,
         }
         route = routes.get((method, path))
         if route is None:
@@ -299,17 +409,21 @@ class AsterSimulator:
                          price, reduce_only, time_ms=now, update_ms=now)
         self._next_order_id += 1
         self.orders[order.order_id] = order
+        self._push_order(order, "NEW")
         if marketable:
             self._fill(order, touch)
         elif tif == "IOC":
             order.status = "EXPIRED"
+            self._push_order(order, "EXPIRED")
         return order.as_json()
 
-    def _fill(self, order: SimOrder, price: Decimal) -> None:
+    def _fill(self, order: SimOrder, price: Decimal, *, maker: bool = False) -> None:
         qty = order.qty - order.executed
         order.executed = order.qty
         order.status = "FILLED"
-        fee = qty * price * self.taker_fee_rate
+        order.avg_price = price
+        order.update_ms = self.clock_ms()
+        fee = qty * price * (self.maker_fee_rate if maker else self.taker_fee_rate)
         self.balance -= fee
         signed = qty if order.side == "BUY" else -qty
         position = self.positions[order.symbol]
@@ -322,11 +436,14 @@ class AsterSimulator:
             if position.qty == 0:
                 position.entry = Decimal(0)
         trades = self.trades[order.symbol]
-        trades.append({"buyer": order.side == "BUY", "commission": str(fee),
-                       "commissionAsset": self.quote, "id": len(trades) + 1, "maker": False,
-                       "orderId": order.order_id, "price": str(price), "qty": str(qty),
-                       "quoteQty": str(qty * price), "realizedPnl": "0", "side": order.side,
-                       "positionSide": "BOTH", "symbol": order.symbol, "time": self.clock_ms()})
+        trade = {"buyer": order.side == "BUY", "commission": str(fee),
+                 "commissionAsset": self.quote, "id": len(trades) + 1, "maker": maker,
+                 "orderId": order.order_id, "price": str(price), "qty": str(qty),
+                 "quoteQty": str(qty * price), "realizedPnl": "0", "side": order.side,
+                 "positionSide": "BOTH", "symbol": order.symbol, "time": self.clock_ms()}
+        trades.append(trade)
+        self._push_order(order, "TRADE", trade=trade)
+        self._push_user(self._account_update("ORDER", positions=[order.symbol]))
 
     def _find(self, params: dict[str, str], unknown: tuple[int, int, str]) -> SimOrder:
         symbol = self._instrument(params).symbol
@@ -342,11 +459,13 @@ class AsterSimulator:
         if order.status not in ("NEW", "PARTIALLY_FILLED"):
             raise _Reject(CANCEL_UNKNOWN)
         order.status, order.update_ms = "CANCELED", self.clock_ms()
+        self._push_order(order, "CANCELED")
         return order.as_json()
 
     def _cancel_all(self, params: dict[str, str]) -> dict[str, Any]:
         for order in self.open_orders_of(self._instrument(params).symbol):
             order.status, order.update_ms = "CANCELED", self.clock_ms()
+            self._push_order(order, "CANCELED")
         return {"code": "200", "msg": "The operation of cancel all open order is done."}
 
     def _countdown(self, params: dict[str, str]) -> dict[str, Any]:
@@ -378,6 +497,201 @@ class AsterSimulator:
         kind = params.get("incomeType")
         return [i for i in self.income
                 if i["time"] >= start and kind in (None, i["incomeType"])]
+
+
+    # -----------------------------------------------------------------------------------------
+    # Listen keys (§1.8)
+
+    def _live_key(self) -> str | None:
+        """The active key; one past its expiry on the sim's clock is expired first."""
+        if self.listen_key is not None and self.clock_ms() >= self.listen_key_expiry_ms:
+            self._expire_listen_key()
+        return self.listen_key
+
+    def _expire_listen_key(self) -> None:
+        key = self.listen_key
+        if key is None:
+            return
+        self.listen_key = None
+        text = json.dumps({"e": "listenKeyExpired", "E": self.clock_ms(), "listenKey": key})
+        for socket in list(self._user_sockets):
+            if socket.listen_key == key:
+                self._queue(self._user_sockets, socket, text)
+
+    def _new_listen_key(self, _: dict[str, str]) -> dict[str, Any]:
+        key = self._live_key()
+        if key is None:
+            key = secrets.token_hex(32)
+            self.listen_key = key
+            self.listen_keys_issued.append(key)
+        self.listen_key_expiry_ms = self.clock_ms() + LISTEN_KEY_LIFETIME_MS
+        return {"listenKey": key}
+
+    def _keepalive_listen_key(self, _: dict[str, str]) -> dict[str, Any]:
+        if self._live_key() is None:
+            raise _Reject(INVALID_LISTEN_KEY)
+        self.listen_key_expiry_ms = self.clock_ms() + LISTEN_KEY_LIFETIME_MS
+        self.listen_key_extensions += 1
+        for count, event in self._extension_waiters:
+            if self.listen_key_extensions >= count:
+                event.set()
+        return {}
+
+    def _close_listen_key(self, _: dict[str, str]) -> dict[str, Any]:
+        key, self.listen_key = self.listen_key, None
+        for socket in list(self._user_sockets):
+            if socket.listen_key == key:
+                self._queue(self._user_sockets, socket, _Close(1000))
+        return {}
+
+    # -----------------------------------------------------------------------------------------
+    # Events
+
+    def _push_order(self, order: SimOrder, execution: str, *,
+                    trade: dict[str, Any] | None = None) -> None:
+        """`ORDER_TRADE_UPDATE` for `order` as it is now (§1.8 sample shape)."""
+        now = self.clock_ms()
+        self._push_user({"e": "ORDER_TRADE_UPDATE", "E": now, "T": now, "o": {
+            "s": order.symbol, "c": order.client_id, "S": order.side, "o": order.type,
+            "f": order.tif, "q": str(order.qty), "p": str(order.price),
+            "ap": str(order.avg_price), "sp": "0", "x": execution, "X": order.status,
+            "i": order.order_id,
+            "l": trade["qty"] if trade else "0", "z": str(order.executed),
+            "L": trade["price"] if trade else "0", "N": self.quote,
+            "n": trade["commission"] if trade else "0", "T": now,
+            "t": trade["id"] if trade else 0, "b": "0", "a": "0",
+            "m": trade["maker"] if trade else False, "R": order.reduce_only,
+            "wt": "CONTRACT_PRICE", "ot": order.type, "ps": "BOTH", "cp": False, "rp": "0"}})
+
+    def _account_update(self, reason: str, *, positions: list[str]) -> dict[str, Any]:
+        now = self.clock_ms()
+        return {"e": "ACCOUNT_UPDATE", "E": now, "T": now, "a": {
+            "m": reason,
+            "B": [{"a": self.quote, "wb": str(self.balance), "cw": str(self.balance),
+                   "bc": "0"}],
+            "P": [{"s": s, "pa": str(self.positions[s].qty), "ep": str(self.positions[s].entry),
+                   "cr": "0", "up": "0", "mt": "cross", "iw": "0", "ps": "BOTH"}
+                  for s in positions]}}
+
+    def _push_user(self, event: dict[str, Any]) -> None:
+        key = self._live_key()
+        if key is None:
+            return  # nobody can be listening: no more events until a valid key is used
+        text = json.dumps(event)
+        for socket in list(self._user_sockets):
+            if socket.listen_key == key:
+                self._queue(self._user_sockets, socket, text)
+
+    def _book_ticker(self, symbol: str) -> dict[str, Any]:
+        bid, ask = self.books[symbol]
+        self._book_update_id += 1
+        now = self.clock_ms()
+        return {"e": "bookTicker", "u": self._book_update_id, "E": now, "T": now, "s": symbol,
+                "b": str(bid), "B": str(self.touch_qty), "a": str(ask), "A": str(self.touch_qty)}
+
+    def _mark_price(self, symbol: str) -> dict[str, Any]:
+        now = self.clock_ms()
+        default_next = (now // FUNDING_INTERVAL_MS + 1) * FUNDING_INTERVAL_MS
+        bid, ask = self.books.get(symbol, (Decimal(0), Decimal(0)))
+        mark, rate, next_ms = self.marks.get(symbol, ((bid + ask) / 2, Decimal(0), default_next))
+        return {"e": "markPriceUpdate", "E": now, "s": symbol, "p": str(mark), "i": str(mark),
+                "P": str(mark), "r": str(rate), "T": next_ms}
+
+    def _push_market(self, stream: str, data: dict[str, Any]) -> None:
+        text = json.dumps({"stream": stream, "data": data})
+        for socket in list(self._market_sockets):
+            if stream in socket.streams:
+                self._queue(self._market_sockets, socket, text)
+
+    @staticmethod
+    def _queue(sockets: list[_Socket], socket: _Socket, item: _Outgoing) -> None:
+        try:
+            socket.send.send_nowait(item)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            if socket in sockets:
+                sockets.remove(socket)
+
+    # -----------------------------------------------------------------------------------------
+    # WebSocket side
+
+    async def serve_websocket(self, request: trio_websocket.WebSocketRequest) -> None:
+        """Handler for `trio_websocket.serve_websocket`: `/ws/<listenKey>` (user data; an
+        unknown or expired key is refused with HTTP 400 at the handshake) and
+        `/stream?streams=...` (combined market streams). Anything else is refused with 404."""
+        path = request.path
+        send, receive = trio.open_memory_channel[_Outgoing](math.inf)
+        if path.startswith("/ws/"):
+            key = path.removeprefix("/ws/")
+            if key != self._live_key():
+                await request.reject(400, body=json.dumps(
+                    {"code": INVALID_LISTEN_KEY[1], "msg": INVALID_LISTEN_KEY[2]}).encode())
+                return
+            sockets, socket = self._user_sockets, _Socket(send, listen_key=key)
+        elif path.startswith("/stream?streams="):
+            names = frozenset(path.removeprefix("/stream?streams=").split("/"))
+            sockets, socket = self._market_sockets, _Socket(send, streams=names)
+            for symbol in self.instruments:
+                lower = symbol.lower()
+                if f"{lower}@bookTicker" in names and symbol in self.books:
+                    send.send_nowait(json.dumps({"stream": f"{lower}@bookTicker",
+                                                 "data": self._book_ticker(symbol)}))
+                for name in (f"{lower}@markPrice@1s", f"{lower}@markPrice"):
+                    if name in names:
+                        send.send_nowait(json.dumps({"stream": name,
+                                                     "data": self._mark_price(symbol)}))
+        else:
+            await request.reject(404)
+            return
+        # Registered before the handshake completes: nothing pushed after the client is
+        # connected can be missed.
+        sockets.append(socket)
+        try:
+            ws = await request.accept()
+            await _pump(ws, receive)
+        finally:
+            if socket in sockets:
+                sockets.remove(socket)
+            send.close()
+
+
+async def _pump(ws: WebSocketConnection, receive: trio.MemoryReceiveChannel[_Outgoing]) -> None:
+    """Send queued frames until a `_Close` or the client goes; read (and drop) what it sends."""
+
+    async def forward() -> None:
+        try:
+            async for item in receive:
+                if isinstance(item, _Close):
+                    await ws.aclose(code=item.code, reason="sim close")
+                    return
+                await ws.send_message(item)
+        except ConnectionClosed:
+            pass
+
+    async def until_closed() -> None:
+        try:
+            while True:
+                await ws.get_message()
+        except ConnectionClosed:
+            pass
+
+    async with trio.open_nursery() as nursery:
+        async def first_to_end(task: Callable[[], Any]) -> None:
+            await task()
+            nursery.cancel_scope.cancel()
+
+        nursery.start_soon(first_to_end, forward)
+        nursery.start_soon(first_to_end, until_closed)
+
+
+@asynccontextmanager
+async def open_aster_ws(sim: AsterSimulator) -> AsyncIterator[str]:
+    """Serve `sim.serve_websocket` on 127.0.0.1 (port chosen by the OS) and yield the ws base
+    URL, e.g. `ws://127.0.0.1:PORT`, to pass as `ws_url`; stops on exit."""
+    async with trio.open_nursery() as nursery:
+        server: WebSocketServer = await nursery.start(
+            partial(trio_websocket.serve_websocket, sim.serve_websocket, "127.0.0.1", 0, None))
+        yield f"ws://127.0.0.1:{server.port}"
+        nursery.cancel_scope.cancel()
 
 
 def _decimals(value: Decimal) -> int:

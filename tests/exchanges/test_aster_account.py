@@ -241,11 +241,6 @@ async def test_instruments_when_read_then_filters_parsed(venue: Venue):
     assert instruments == [BTC, ETH]
 
 
-async def test_stream_user_when_called_then_not_implemented(venue: Venue):
-    with pytest.raises(NotImplementedError, match="not built yet"):
-        venue.account.stream_user()
-
-
 # ---------------------------------------------------------------------------------------------
 # Rejections
 

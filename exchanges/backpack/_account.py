@@ -1,6 +1,10 @@
 """`BackpackAccount`: one Backpack account as an `AccountClient` (venues.md §2.1-2.4, §4).
 
-REST only for now: `stream_user` is not built yet. Backpack speaks `Bid`/`Ask`, `Limit`/`Market`,
+Orders, positions, balances and history over signed REST; `stream_user` over the signed
+WebSocket stream `account.orderUpdate` plus a funding poll (`_user_stream.py` has the wire and
+the stream's rules; this module maps both REST and stream records, so they agree: a stream
+fill's `fill_id` equals the one `fills()` gives for the same trade, and the journal dedupes).
+Backpack speaks `Bid`/`Ask`, `Limit`/`Market`,
 `GTC`/`IOC`/`FOK` plus a separate `postOnly` flag, and a uint32 `clientId`; our string client ids
 go through a `ClientIdMap` owned by this object, so ids are mapped back only for orders this
 process (or, without collisions, any process using the same hash) placed.
@@ -42,7 +46,9 @@ from .._models import (
 )
 from ._client_ids import ClientIdMap
 from ._errors import VENUE
+from ._market import WS_URL
 from ._rest import BackpackRest
+from ._user_stream import FUNDING_POLL_S, OrderUpdate, open_user_frames
 
 HISTORY_PAGE_LIMIT: Final = 1000
 """§2.4: fills take `limit` ≤ 1000."""
@@ -54,6 +60,7 @@ CANCEL_ALL_CONFIRM_DELAY_S: Final = 0.05
 
 _SIDES: Final = {Side.BUY: "Bid", Side.SELL: "Ask"}
 _SIDES_BACK: Final = {"Bid": Side.BUY, "Ask": Side.SELL}
+_NS_PER_US: Final = 1_000
 _STATUSES: Final = {
     "New": OrderStatus.OPEN,
     "PartiallyFilled": OrderStatus.PARTIALLY_FILLED,
@@ -71,14 +78,16 @@ class BackpackAccount:
     """`AccountClient` for one Backpack account over a signed `BackpackRest`.
 
     `account` is our name for it (journals, logs). `client_ids` maps our client ids to the
-    venue's uint32 `clientId`; by default one is created and owned here.
+    venue's uint32 `clientId`; by default one is created and owned here. `ws_url` is where
+    `stream_user` connects (§2.1); the subscription is signed with `rest`'s auth.
     """
 
     def __init__(self, rest: BackpackRest, account: str, *,
-                 client_ids: ClientIdMap | None = None) -> None:
+                 client_ids: ClientIdMap | None = None, ws_url: str = WS_URL) -> None:
         self._rest = rest
         self._account = account
         self.client_ids = client_ids if client_ids is not None else ClientIdMap()
+        self._ws_url = ws_url
 
     @property
     def venue(self) -> str:
@@ -190,10 +199,33 @@ class BackpackAccount:
         return sorted((p for p in payments if p.ts_venue_ns >= since_ns),
                       key=lambda p: (p.ts_venue_ns, p.symbol))
 
-    def stream_user(self) -> AbstractAsyncContextManager[AsyncIterator[UserEvent]]:
-        """Not built yet: raises NotImplementedError("user stream: not built yet"). Until it
-        is, reconcile with `open_orders`, `fills` and `funding`."""
-        raise NotImplementedError("user stream: not built yet")
+    def stream_user(self, *, funding_poll_s: float = FUNDING_POLL_S,
+                    ) -> AbstractAsyncContextManager[AsyncIterator[UserEvent]]:
+        """This account's order updates, fills and funding payments until the context ends.
+
+        Connects to `ws_url` and subscribes to `account.orderUpdate`, signed with the REST
+        client's auth (`instruction=subscribe`, §2.5). Each `orderFill` yields the `Fill`
+        first, then the order's new state; `orderAccepted`/`orderCancelled`/`orderExpired`/
+        `orderModified` yield the `VenueOrder`; trigger events are skipped. An order's state
+        never goes back (an update older than the newest yielded for that order is dropped),
+        while fills are always yielded.
+
+        Funding: the order stream carries none and Backpack has no funding stream, so the
+        funding history is polled every `funding_poll_s` (while the consumer waits) and
+        payments at or after the subscription's timestamp are yielded once each.
+
+        Raises RuntimeError at once if `rest` has no auth. On entry a failed connect raises
+        `VenueTransportError`; from the iterator a refused subscription raises
+        `VenueAuthError` (bad key or signature) or `VenueTransportError` (anything else, such
+        as an expired timestamp), as does any close other than 1000/1001, which end it.
+        Unreadable frames are logged and skipped. The caller reconnects and reconciles by
+        REST (`open_orders`, `fills`, `funding`) after every reconnect.
+        """
+        auth = self._rest.auth
+        if auth is None:
+            raise RuntimeError("stream_user needs credentials: BackpackRest has no auth")
+        return open_user_frames(self._ws_url, auth.subscribe_signature(), self._stream_events,
+                                self.funding, poll_s=funding_poll_s)
 
     async def arm_cancel_all_after(self, symbol: str, countdown_ms: int) -> bool:
         """Backpack has no dead man's switch (§2.4, §4 pitfall 14): always False."""
@@ -229,19 +261,56 @@ class BackpackAccount:
     def _our_id(self, wire: Mapping[str, Any], known: str | None) -> str:
         if known is not None:
             return known
-        number = wire.get("clientId")
+        return self._client_id_of(wire.get("clientId"))
+
+    def _client_id_of(self, number: object) -> str:
+        """Our id for the venue's uint32, `backpack:<n>` for one we did not map, "" for none."""
         if number is None:
             return ""
-        ours = self.client_ids.to_client_id(int(number))
-        return ours if ours is not None else f"backpack:{int(number)}"
+        ours = self.client_ids.to_client_id(int(str(number)))
+        return ours if ours is not None else f"backpack:{int(str(number))}"
+
+    def _stream_events(self, update: OrderUpdate) -> tuple[Fill | None, VenueOrder | None]:
+        """An `account.orderUpdate` event as (its fill, the order's state); KeyError for a
+        side or status we do not know."""
+        if not update.i:
+            raise ValueError("order event without an order id")
+        client_id = self._client_id_of(update.c)
+        side = _SIDES_BACK[update.S]
+        ts_ns = (update.T if update.T is not None else update.E) * _NS_PER_US
+        fill = None
+        if update.e == "orderFill":
+            if update.t is None or update.l is None or update.L is None:
+                raise ValueError("orderFill without trade id, quantity or price")
+            fill = Fill(
+                venue=VENUE, account=self._account,
+                fill_id=_fill_id(update.s, update.t, update.i), client_id=client_id,
+                venue_order_id=update.i, symbol=update.s, side=side, qty=update.l,
+                price=update.L, fee=update.n if update.n is not None else Decimal(0),
+                fee_asset=update.N, liquidity=Liquidity.MAKER if update.m else Liquidity.TAKER,
+                ts_venue_ns=ts_ns)
+        if update.e == "orderAccepted":
+            status = OrderStatus.OPEN
+        elif update.e == "orderCancelled":
+            status = OrderStatus.CANCELLED
+        elif update.e == "orderExpired":
+            status = OrderStatus.EXPIRED
+        elif update.e == "orderFill" and update.X not in ("PartiallyFilled", "Filled"):
+            filled = update.q is not None and update.z >= update.q
+            status = OrderStatus.FILLED if filled else OrderStatus.PARTIALLY_FILLED
+        else:
+            status = _STATUSES[update.X]
+        order = VenueOrder(
+            venue=VENUE, account=self._account, client_id=client_id, venue_order_id=update.i,
+            symbol=update.s, side=side,
+            order_type=OrderType.MARKET if update.o.upper() == "MARKET" else OrderType.LIMIT,
+            tif=_tif(update.y, update.f), qty=update.q if update.q is not None else Decimal(0),
+            price=update.p, filled_qty=update.z, status=status, reduce_only=update.r,
+            ts_venue_ns=ts_ns, reason=update.R)
+        return fill, order
 
     def _order(self, wire: Mapping[str, Any], client_id: str | None = None) -> VenueOrder:
-        if wire.get("postOnly") is True:
-            tif = TimeInForce.POST_ONLY
-        elif wire.get("timeInForce") in ("IOC", "FOK"):
-            tif = TimeInForce.IOC  # FOK is not ours; both are immediate-or-nothing
-        else:
-            tif = TimeInForce.GTC
+        tif = _tif(wire.get("postOnly") is True, wire.get("timeInForce"))
         price = wire.get("price")
         status = _STATUSES.get(str(wire.get("status")))
         if status is None:
@@ -263,7 +332,7 @@ class BackpackAccount:
         symbol = str(item["symbol"])
         return Fill(
             venue=VENUE, account=self._account,
-            fill_id=f"{symbol}:{item.get('tradeId')}:{item.get('orderId')}",
+            fill_id=_fill_id(symbol, item.get("tradeId"), item.get("orderId")),
             client_id=self._our_id(item, None), venue_order_id=str(item.get("orderId", "")),
             symbol=symbol, side=_SIDES_BACK[str(item["side"])], qty=_dec(item["quantity"]),
             price=_dec(item["price"]), fee=_dec(item.get("fee") or 0),
@@ -290,6 +359,19 @@ class BackpackAccount:
             await trio.sleep(delay)
             delay = min(delay * 2, 1.0)
         raise VenueTransportError(VENUE, f"cancel-all {symbol} accepted, orders still open")
+
+
+def _fill_id(symbol: str, trade_id: object, order_id: object) -> str:
+    """`<symbol>:<tradeId>:<orderId>`, the same for a REST and a stream record of one fill."""
+    return f"{symbol}:{trade_id}:{order_id}"
+
+
+def _tif(post_only: bool, time_in_force: object) -> TimeInForce:
+    if post_only:
+        return TimeInForce.POST_ONLY
+    if time_in_force in ("IOC", "FOK"):
+        return TimeInForce.IOC  # FOK is not ours; both are immediate-or-nothing
+    return TimeInForce.GTC
 
 
 def _mapping(wire: Any, what: str) -> Mapping[str, Any]:

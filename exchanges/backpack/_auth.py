@@ -145,6 +145,19 @@ class BackpackAuth(httpx.Auth):
         request.headers["X-Window"] = str(self.window_ms)
         yield request
 
+    def subscribe_signature(self) -> list[str]:
+        """The `signature` field of a private WebSocket SUBSCRIBE (venues.md §2.5):
+        `[<b64 verifying key>, <b64 signature>, <timestamp ms>, <window ms>]`, all strings as
+        the official client sends them, signed over `instruction=subscribe&timestamp=…&window=…`
+        at this auth's clock (so a measured server-time offset applies here too).
+
+        The list holds a live signature: send it, never log it.
+        """
+        timestamp_ms = self._clock()
+        message = signing_string("subscribe", {}, timestamp_ms, self.window_ms)
+        return [self._credentials.api_key, sign_with(self._credentials.key, message),
+                str(timestamp_ms), str(self.window_ms)]
+
 
 def _json_body(request: httpx.Request) -> dict[str, object] | list[dict[str, object]] | None:
     content = request.content

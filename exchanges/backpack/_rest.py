@@ -67,6 +67,12 @@ class BackpackRest:
             base_url=base_url, transport=transport
         )
 
+    @property
+    def auth(self) -> BackpackAuth | None:
+        """The signer of private calls (None for a public-only client); the user stream signs
+        its WebSocket subscription with it."""
+        return self._auth
+
     def __repr__(self) -> str:
         base_url = str(self._client.base_url)
         return f"BackpackRest(base_url={base_url!r}, signed={self._auth is not None})"

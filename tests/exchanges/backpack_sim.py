@@ -17,9 +17,28 @@ The matching model is deliberately simple: a settable book top per symbol; a cro
 quantity at the touch; a non-crossing IOC expires. No fees, no partial fills, no margin model
 beyond "notional ≤ available quote".
 
+Resting orders fill as **maker** when `set_top` moves the touch through them (a resting Bid at
+p fills at p once the ask is <= p), recorded in the fill history with `isMaker: true`, so a
+market maker can trade against the simulator.
+
+WebSocket (venues.md §2.5): `serve_websocket` is a `trio_websocket.serve_websocket` handler and
+`open_backpack_ws(sim)` serves it on 127.0.0.1 (port 0) and yields the `ws://` URL. It accepts
+`SUBSCRIBE` for `bookTicker.<sym>` (pushed on every `set_top`), `depth[.<speed>].<sym>` (one
+sequenced diff per `set_top`), `markPrice.<sym>` (one sent after subscribing if `set_mark` was
+called, and on every `set_mark`) and the private `account.orderUpdate[.<sym>]`, whose
+`signature` it verifies like the REST checks (key, ED25519 over
+`instruction=subscribe&timestamp=..&window=..`, timestamp within the window of `now_ms`); a bad
+one is answered `{"id":null,"error":{"code":4006,"message":...}}` and a close with 1008. Every
+order change (accepted, fill, cancel, cancel-all, expire, maker fill) becomes an
+`account.orderUpdate` event in the documented shape. `handle()` stays synchronous: frames go to
+each connection through an unbounded trio memory channel (`send_nowait`) that its writer drains.
+`await sim.wait_subscribed(stream)` returns once some connection holds `stream`, so a test does
+not race its own subscription.
+
 Fault injection: `fail_next(path, status)` answers the next request to `path` with 503, 429 or
 418; with `executed=True` the request is executed first (a "503 but the order was placed").
 `cancel_all_accepted = True` makes cancel-all answer 202 and cancel on the next request.
+`drop_streams(code=1011)` closes every WebSocket connection with that (abnormal) code.
 """
 
 from __future__ import annotations
@@ -28,12 +47,18 @@ import base64
 import datetime
 import itertools
 import json
+import math
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl
 
 import httpx
+import trio
+import trio_websocket
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
@@ -67,6 +92,11 @@ class _Market:
     kind: str
     bid: Decimal | None = None
     ask: Decimal | None = None
+    bid_qty: Decimal = Decimal(0)
+    ask_qty: Decimal = Decimal(0)
+    mark: tuple[str, str, int] | None = None
+    """(mark price, funding rate, next funding ms) from `set_mark`."""
+    depth_seq: int = 0
 
 
 @dataclass
@@ -79,6 +109,19 @@ class _Fault:
 class _Position:
     qty: Decimal = Decimal(0)
     entry: Decimal = Decimal(0)
+
+
+@dataclass
+class _Close:
+    code: int
+
+
+@dataclass
+class _Connection:
+    """One WebSocket client: its subscribed streams and the queue its writer drains."""
+
+    send: trio.MemorySendChannel[str | _Close]
+    streams: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -106,6 +149,9 @@ class BackpackSimulator:
     _faults: dict[str, list[_Fault]] = field(default_factory=dict)
     _pending_cancel_all: list[str] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(111_000_000_001))
+    _connections: list[_Connection] = field(default_factory=list)
+    _event_us: int = 0
+    _subscribed: trio.Event | None = None
 
     # -----------------------------------------------------------------------------------------
     # Set-up
@@ -116,9 +162,48 @@ class BackpackSimulator:
         self.markets[symbol] = _Market(symbol, base, quote, Decimal(tick), Decimal(step),
                                        Decimal(min_qty), kind)
 
-    def set_top(self, symbol: str, bid: str, ask: str) -> None:
+    def set_top(self, symbol: str, bid: str, ask: str, *, bid_qty: str = "1",
+                ask_qty: str = "1") -> None:
+        """Move the touch; resting orders it crosses fill as maker at their own price, and
+        `bookTicker`/`depth` subscribers are sent the new top."""
         market = self.markets[symbol]
+        old_bid, old_ask = market.bid, market.ask
         market.bid, market.ask = Decimal(bid), Decimal(ask)
+        market.bid_qty, market.ask_qty = Decimal(bid_qty), Decimal(ask_qty)
+        for order in list(self.orders.values()):
+            if order["symbol"] != symbol or order["status"] not in ("New", "PartiallyFilled"):
+                continue
+            price = Decimal(order["price"])
+            if (price >= market.ask) if order["side"] == "Bid" else (price <= market.bid):
+                self._fill(order, market, price, Decimal(order["quantity"]), maker=True)
+        self._push_top(market, old_bid, old_ask)
+
+    def set_mark(self, symbol: str, mark: str, funding_rate: str = "0.0001",
+                 next_funding_ms: int | None = None) -> None:
+        """Set the mark price and estimated funding; `markPrice.<sym>` subscribers get it."""
+        market = self.markets[symbol]
+        next_ms = next_funding_ms if next_funding_ms is not None else self.now_ms + 3_600_000
+        market.mark = (mark, funding_rate, next_ms)
+        self._publish("markPrice", symbol, self._mark_data(market))
+
+    def expire(self, order_id: str, reason: str = "ExpiredByVenue") -> None:
+        """Expire an open order, as the venue does (an `orderExpired` event with `R`)."""
+        order = self.orders[order_id]
+        order["status"] = "Expired"
+        order["expiryReason"] = reason
+        self._order_event("orderExpired", order)
+
+    def drop_streams(self, code: int = 1011) -> None:
+        """Close every WebSocket connection with `code` (abnormal unless 1000/1001)."""
+        for connection in self._connections:
+            connection.send.send_nowait(_Close(code))
+
+    async def wait_subscribed(self, stream: str) -> None:
+        """Return once some connection is subscribed to `stream`."""
+        while not any(stream in c.streams for c in self._connections):
+            if self._subscribed is None:
+                self._subscribed = trio.Event()
+            await self._subscribed.wait()
 
     def set_balance(self, asset: str, available: str, locked: str = "0") -> None:
         self.balances[asset] = {"available": Decimal(available), "locked": Decimal(locked),
@@ -217,6 +302,7 @@ class BackpackSimulator:
         if (method, path) == ("DELETE", "/api/v1/order"):
             order = self._find_open(params)
             order["status"] = "Cancelled"
+            self._order_event("orderCancelled", order)
             return httpx.Response(200, json=order)
         if (method, path) == ("DELETE", "/api/v1/orders"):
             symbol = params["symbol"]
@@ -287,15 +373,16 @@ class BackpackSimulator:
             "timeInForce": p.get("timeInForce", "GTC"), "selfTradePrevention": "RejectTaker",
             "status": "New", "createdAt": self.now_ms,
         }
+        self.orders[order["id"]] = order
+        self._order_event("orderAccepted", order)
         if crosses and touch is not None:
             self._fill(order, market, touch, qty)
         elif order_type == "Market" or order["timeInForce"] in ("IOC", "FOK"):
-            order["status"] = "Expired"
-            order["expiryReason"] = "ImmediateOrCancel"
-        self.orders[order["id"]] = order
+            self.expire(order["id"], "ImmediateOrCancel")
         return order
 
-    def _fill(self, order: dict[str, Any], market: _Market, price: Decimal, qty: Decimal) -> None:
+    def _fill(self, order: dict[str, Any], market: _Market, price: Decimal, qty: Decimal,
+              *, maker: bool = False) -> None:
         order["status"] = "Filled"
         order["executedQuantity"] = order["quantity"]
         order["executedQuoteQuantity"] = str(price * qty)
@@ -309,12 +396,14 @@ class BackpackSimulator:
             position.qty += signed_qty
             if position.qty == 0:
                 position.entry = Decimal(0)
-        self.fills.append({
+        trade = {
             "tradeId": len(self.fills) + 1, "orderId": order["id"],
             "clientId": order["clientId"], "symbol": market.symbol, "side": order["side"],
             "price": str(price), "quantity": str(qty), "fee": "0", "feeSymbol": market.quote,
-            "isMaker": False, "timestamp": _iso(self.now_ms), "_ts_ms": self.now_ms,
-        })
+            "isMaker": maker, "timestamp": _iso(self.now_ms), "_ts_ms": self.now_ms,
+        }
+        self.fills.append(trade)
+        self._order_event("orderFill", order, trade)
 
     def _find_open(self, p: dict[str, Any]) -> dict[str, Any]:
         if ("clientId" in p) == ("orderId" in p):
@@ -333,12 +422,165 @@ class BackpackSimulator:
         for order in self.orders.values():
             if order["symbol"] == symbol and order["status"] in ("New", "PartiallyFilled"):
                 order["status"] = "Cancelled"
+                self._order_event("orderCancelled", order)
                 cancelled.append(order)
         return cancelled
 
     def _run_pending_cancel_all(self) -> None:
         while self._pending_cancel_all:
             self._cancel_all(self._pending_cancel_all.pop(0))
+
+    # -----------------------------------------------------------------------------------------
+    # WebSocket
+
+    async def serve_websocket(self, request: trio_websocket.WebSocketRequest) -> None:
+        """A `trio_websocket.serve_websocket` handler: one client connection until it closes."""
+        ws = await request.accept()
+        send, receive = trio.open_memory_channel[str | _Close](math.inf)
+        connection = _Connection(send)
+        self._connections.append(connection)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._ws_write, ws, receive)
+                try:
+                    while True:
+                        self._ws_request(connection, await ws.get_message())
+                except trio_websocket.ConnectionClosed:
+                    pass
+                nursery.cancel_scope.cancel()
+        finally:
+            self._connections.remove(connection)
+
+    @staticmethod
+    async def _ws_write(ws: trio_websocket.WebSocketConnection,
+                        receive: trio.MemoryReceiveChannel[str | _Close]) -> None:
+        try:
+            async for item in receive:
+                if isinstance(item, _Close):
+                    await ws.aclose(code=item.code, reason="sim close")
+                    return
+                await ws.send_message(item)
+        except trio_websocket.ConnectionClosed:
+            pass
+
+    def _ws_request(self, connection: _Connection, raw: str | bytes) -> None:
+        try:
+            request = json.loads(raw)
+            method, params = request["method"], list(request["params"])
+        except (ValueError, KeyError, TypeError):
+            connection.send.send_nowait(json.dumps(
+                {"id": None, "error": {"code": 4000, "message": "Invalid request"}}))
+            return
+        if method == "UNSUBSCRIBE":
+            connection.streams.difference_update(params)
+            return
+        if method != "SUBSCRIBE":
+            return
+        if any(str(p).startswith("account.") for p in params):
+            refusal = self._verify_ws_signature(request.get("signature"))
+            if refusal is not None:
+                connection.send.send_nowait(json.dumps(
+                    {"id": None, "error": {"code": 4006, "message": refusal}}))
+                connection.send.send_nowait(_Close(1008))
+                return
+        connection.streams.update(str(p) for p in params)
+        for stream in params:
+            kind, symbol = str(stream).split(".")[0], str(stream).split(".")[-1]
+            market = self.markets.get(symbol)
+            if kind == "markPrice" and market is not None and market.mark is not None:
+                connection.send.send_nowait(json.dumps(
+                    {"stream": stream, "data": self._mark_data(market)}))
+        if self._subscribed is not None:
+            self._subscribed.set()
+            self._subscribed = None
+
+    def _verify_ws_signature(self, signature: object) -> str | None:
+        """None if the private subscription is signed right, else the venue's words."""
+        if not (isinstance(signature, list) and len(signature) == 4
+                and all(isinstance(part, str) for part in signature)):
+            return "Invalid signature, could not verify signature"
+        key, sig, timestamp_text, window_text = signature
+        if key != self.api_key_b64:
+            return "API key not found"
+        try:
+            timestamp, window = int(timestamp_text), int(window_text)
+        except ValueError:
+            return "Invalid timestamp"
+        if not 0 < window <= 60_000:
+            return "Invalid window"
+        if abs(self.now_ms - timestamp) > window:
+            return "Request has expired"
+        message = f"instruction=subscribe&timestamp={timestamp}&window={window}"
+        try:
+            VerifyKey(base64.b64decode(self.api_key_b64)).verify(
+                message.encode("utf-8"), base64.b64decode(sig))
+        except (BadSignatureError, ValueError):
+            return "Invalid signature, could not verify signature"
+        self.signing_strings.append(message)
+        return None
+
+    def _next_event_us(self) -> int:
+        # µs (§2.1), strictly increasing even when several events share one `now_ms`.
+        self._event_us = max(self.now_ms * 1000, self._event_us + 1)
+        return self._event_us
+
+    def _publish(self, kind: str, symbol: str, data: dict[str, Any]) -> None:
+        """Send `data` to every connection subscribed to `<kind>[.<anything>].<symbol>` (or,
+        for the account streams, to `<kind>` itself)."""
+        for connection in self._connections:
+            for stream in connection.streams:
+                parts = stream.split(".")
+                if ".".join(parts[:2] if kind.startswith("account.") else parts[:1]) != kind:
+                    continue
+                if (kind.startswith("account.") and len(parts) == 2) or parts[-1] == symbol:
+                    connection.send.send_nowait(json.dumps({"stream": stream, "data": data}))
+
+    def _order_event(self, kind: str, order: dict[str, Any],
+                     trade: dict[str, Any] | None = None) -> None:
+        event_us = self._next_event_us()
+        data: dict[str, Any] = {
+            "e": kind, "E": event_us, "s": order["symbol"], "S": order["side"],
+            "o": order["orderType"].upper(), "f": order["timeInForce"],
+            "q": order["quantity"], "X": order["status"], "i": order["id"],
+            "z": order["executedQuantity"], "Z": order["executedQuoteQuantity"],
+            "V": order["selfTradePrevention"], "T": event_us - 1, "O": "USER",
+            "y": order["postOnly"], "r": order["reduceOnly"],
+        }
+        if order["clientId"] is not None:
+            data["c"] = order["clientId"]
+        if order["price"] is not None:
+            data["p"] = order["price"]
+        if kind == "orderExpired":
+            data["R"] = order.get("expiryReason", "")
+        if trade is not None:
+            data.update({"l": trade["quantity"], "L": trade["price"], "m": trade["isMaker"],
+                         "n": trade["fee"], "N": trade["feeSymbol"], "t": trade["tradeId"]})
+        self._publish("account.orderUpdate", order["symbol"], data)
+
+    def _push_top(self, market: _Market, old_bid: Decimal | None,
+                  old_ask: Decimal | None) -> None:
+        event_us = self._next_event_us()
+        self._publish("bookTicker", market.symbol, {
+            "e": "bookTicker", "E": event_us, "s": market.symbol, "a": str(market.ask),
+            "A": str(market.ask_qty), "b": str(market.bid), "B": str(market.bid_qty),
+            "u": str(event_us), "T": event_us - 1})
+        bids = [[str(market.bid), str(market.bid_qty)]]
+        asks = [[str(market.ask), str(market.ask_qty)]]
+        if old_bid is not None and old_bid != market.bid:
+            bids.append([str(old_bid), "0"])
+        if old_ask is not None and old_ask != market.ask:
+            asks.append([str(old_ask), "0"])
+        market.depth_seq += 1
+        self._publish("depth", market.symbol, {
+            "e": "depth", "E": event_us, "s": market.symbol, "a": asks, "b": bids,
+            "U": market.depth_seq, "u": market.depth_seq, "T": event_us - 1})
+
+    def _mark_data(self, market: _Market) -> dict[str, Any]:
+        assert market.mark is not None
+        mark, rate, next_ms = market.mark
+        event_us = self._next_event_us()
+        return {"e": "markPrice", "E": event_us, "s": market.symbol, "p": mark, "f": rate,
+                "i": mark, "n": next_ms, "T": event_us - 1}
 
     @staticmethod
     def _page(items: list[dict[str, Any]], p: dict[str, Any]) -> list[dict[str, Any]]:
@@ -353,6 +595,17 @@ class BackpackSimulator:
                 "marketType": m.kind, "orderBookState": "Open",
                 "filters": {"price": {"tickSize": str(m.tick)},
                             "quantity": {"stepSize": str(m.step), "minQuantity": str(m.min_qty)}}}
+
+
+@asynccontextmanager
+async def open_backpack_ws(sim: BackpackSimulator) -> AsyncIterator[str]:
+    """Serve `sim.serve_websocket` on 127.0.0.1 (OS-chosen port) and yield its `ws://` URL;
+    stops, closing every connection, on exit."""
+    async with trio.open_nursery() as nursery:
+        server: trio_websocket.WebSocketServer = await nursery.start(
+            partial(trio_websocket.serve_websocket, sim.serve_websocket, "127.0.0.1", 0, None))
+        yield f"ws://127.0.0.1:{server.port}"
+        nursery.cancel_scope.cancel()
 
 
 def _text(value: Any) -> str:

@@ -394,9 +394,10 @@ async def test_arm_cancel_all_after_when_called_then_false(venue: Venue) -> None
         assert await venue.account.arm_cancel_all_after(SYMBOL, 10_000) is False
 
 
-def test_stream_user_when_called_then_not_built_yet() -> None:
+def test_stream_user_when_rest_has_no_auth_then_runtime_error() -> None:
+    # The stream itself is covered in test_backpack_user_stream.py.
     account = BackpackAccount(BackpackRest(), "bp-main")
-    with pytest.raises(NotImplementedError, match="not built yet"):
+    with pytest.raises(RuntimeError, match="needs credentials"):
         account.stream_user()
 
 

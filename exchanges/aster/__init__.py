@@ -27,6 +27,10 @@ from ._signing import eip712_signature as eip712_signature
 from ._signing import eip712_typed_data as eip712_typed_data
 from ._signing import hmac_payload as hmac_payload
 from ._signing import hmac_signature as hmac_signature
+from ._spot_account import AsterSpotAccount as AsterSpotAccount
+from ._spot_market import SPOT_BASE_URL as SPOT_BASE_URL
+from ._spot_market import SPOT_WS_URL as SPOT_WS_URL
+from ._spot_market import AsterSpotMarketData as AsterSpotMarketData
 from ._streams import AsterDepthUpdate as AsterDepthUpdate
 from ._streams import AsterMarkPrice as AsterMarkPrice
 from ._streams import decode_book_ticker as decode_book_ticker
@@ -43,6 +47,8 @@ __all__ = [
     "LISTEN_KEY_KEEPALIVE_S",
     "PRIVATE_KEY_ENV",
     "SIGNER_ENV",
+    "SPOT_BASE_URL",
+    "SPOT_WS_URL",
     "USER_ENV",
     "AsterAccount",
     "AsterBookSync",
@@ -52,6 +58,8 @@ __all__ = [
     "AsterMarkPrice",
     "AsterMarketData",
     "AsterRest",
+    "AsterSpotAccount",
+    "AsterSpotMarketData",
     "AsterWalletAuth",
     "auth_from_env",
     "check_client_id",

@@ -6,14 +6,18 @@ root (one_for_one)
 ├── feeds (one_for_one): one feed per venue
 └── strategies (one_for_one): one actor per configured strategy
 ```
-Paper venues are simulated exchanges, not actors: they run beside the tree, start before it
-and stop after it, the way a real exchange outlives the daemon.
+Venues are not actors: they run beside the tree, start before it and stop after it, the way a
+real exchange outlives the daemon. Paper venues are simulated exchanges; live ones (Aster,
+Backpack) are the adapters' clients, whose credentials `assemble` reads and whose clocks and
+instruments `running_venues` fetches, so the tree (whose strategies need instruments) is built
+inside `running_venues`.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Callable, Sequence
+import os
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,17 +33,18 @@ from actors.messages import JOURNAL, POSITIONS, RISK, gateway_name
 from actors.positions import Positions
 from actors.risk import Risk
 from actors.strategies import STRATEGY_KINDS, StrategyContext
-from exchanges import AccountClient, Instrument
-from exchanges.paper import (
-    BasisSpec,
-    FeeSchedule,
-    PaperVenue,
-    PaperVenueConfig,
-    PaperWorld,
-    SyntheticMarket,
-)
+from exchanges import AccountClient, Instrument, MarketDataClient, paper
+from exchanges.paper import BasisSpec, FeeSchedule, PaperVenue, PaperWorld, SyntheticMarket
 
-from ._config import DaemonConfig, strategy_params
+from ._config import (
+    AsterVenueConfig,
+    BackpackVenueConfig,
+    DaemonConfig,
+    PaperVenueConfig,
+    VenueConfig,
+    strategy_params,
+)
+from ._live import LiveVenue, aster_venue, backpack_venue
 from ._spec import Backoff, ChildSpec, Intensity, Strategy, SupervisorSpec
 
 # Branch supervisors absorb a few crashes a minute; the root, which restarts whole branches,
@@ -75,10 +80,15 @@ class Assembly:
     config: DaemonConfig
     home: Path
     venues: dict[str, PaperVenue]
+    """The paper venues only."""
     world: PaperWorld | None
     journal: JournalService
     topics: MarketTopics
     instruments: dict[tuple[str, str], Instrument]
+    """Paper venues' at once; live venues' once `running_venues` has opened them."""
+    live: dict[str, LiveVenue] = field(default_factory=dict)
+    markets: dict[str, MarketDataClient] = field(default_factory=dict)
+    """Every venue's market data, paper and live, in config order: one feed each."""
     account_clients: dict[tuple[str, str], AccountClient] = field(default_factory=dict)
     """(venue, account) → the client its gateway uses; built by `account_client`."""
 
@@ -87,7 +97,10 @@ class Assembly:
         key = (venue, account)
         client = self.account_clients.get(key)
         if client is None:
-            client = self.account_clients[key] = self.venues[venue].account(account)
+            live = self.live.get(venue)
+            client = (live.accounts[account] if live is not None
+                      else self.venues[venue].account(account))
+            self.account_clients[key] = client
         return client
 
     def tree(self) -> SupervisorSpec:
@@ -102,21 +115,28 @@ class Assembly:
             ChildSpec(RISK, lambda: Risk(self.config.risk, self.journal, self.topics, bases)),
         ]
         for venue_config in self.config.venues:
-            venue = self.venues[venue_config.name]
-            symbols = [i.symbol for (v, _), i in self.instruments.items() if v == venue.name]
+            symbols = self._symbols(venue_config.name)
             for account in venue_config.accounts:
                 core.append(ChildSpec(
-                    gateway_name(venue.name, account),
-                    _gateway_factory(self, venue, account, symbols),
+                    gateway_name(venue_config.name, account),
+                    _gateway_factory(self, venue_config, account, symbols),
                 ))
         return core
 
     def _feeds(self) -> list[ChildSpec | SupervisorSpec]:
         feeds: list[ChildSpec | SupervisorSpec] = []
-        for name, venue in self.venues.items():
-            symbols = [i.symbol for (v, _), i in self.instruments.items() if v == name]
-            feeds.append(ChildSpec(f"feed.{name}", _feed_factory(venue, symbols, self.topics)))
+        for name, market in self.markets.items():
+            feeds.append(ChildSpec(f"feed.{name}",
+                                   _feed_factory(market, self._symbols(name), self.topics)))
         return feeds
+
+    def _symbols(self, venue: str) -> list[str]:
+        """A live venue's configured symbols (the gateway arms Aster's countdownCancelAll for
+        each); a paper venue's every instrument."""
+        live = self.live.get(venue)
+        if live is not None:
+            return list(live.symbols)
+        return [i.symbol for (v, _), i in self.instruments.items() if v == venue]
 
     def _strategies(self) -> list[ChildSpec | SupervisorSpec]:
         context = StrategyContext(topics=self.topics, instruments=self.instruments)
@@ -128,12 +148,11 @@ class Assembly:
         return specs
 
 
-def _gateway_factory(assembly: Assembly, venue: PaperVenue, account: str,
+def _gateway_factory(assembly: Assembly, venue_config: VenueConfig, account: str,
                      symbols: list[str]) -> Callable[[], Gateway]:
-    venue_config = assembly.config.venue(venue.name)
-
     def make() -> Gateway:
-        return Gateway(assembly.account_client(venue.name, account), assembly.journal, symbols,
+        return Gateway(assembly.account_client(venue_config.name, account), assembly.journal,
+                       symbols,
                        orders_per_s=venue_config.orders_per_s,
                        order_burst=venue_config.order_burst,
                        cancel_on_stop=assembly.config.cancel_on_stop)
@@ -142,22 +161,28 @@ def _gateway_factory(assembly: Assembly, venue: PaperVenue, account: str,
 
 
 def _feed_factory(
-    venue: PaperVenue, symbols: list[str], topics: MarketTopics
+    market: MarketDataClient, symbols: list[str], topics: MarketTopics
 ) -> Callable[[], Feed]:
-    return lambda: Feed(venue, symbols, topics)
+    return lambda: Feed(market, symbols, topics)
 
 
 def assemble(
-    config: DaemonConfig, home: Path, journal_config: JournalConfig = DEFAULT_JOURNAL_CONFIG
+    config: DaemonConfig, home: Path, journal_config: JournalConfig = DEFAULT_JOURNAL_CONFIG,
+    *, environ: Mapping[str, str] | None = None, source: Path | str = "config",
 ) -> Assembly:
+    """The daemon's parts, nothing started. Live venues come first: their credentials are
+    read from `environ` (default: the process's) and a missing one is a ConfigError naming
+    `source`, the key and the variable, before anything touches the disk."""
+    live = _live_venues(config, os.environ if environ is None else environ, str(source))
     venues: dict[str, PaperVenue] = {}
     instruments: dict[tuple[str, str], Instrument] = {}
     world = None
-    if config.paper is not None:
+    paper_configs = [v for v in config.venues if isinstance(v, PaperVenueConfig)]
+    if config.paper is not None and paper_configs:
         symbols = list(config.paper.symbols)
-        for venue_config in config.venues:
+        for venue_config in paper_configs:
             venue = PaperVenue(
-                PaperVenueConfig(
+                paper.PaperVenueConfig(
                     name=venue_config.name, symbols=symbols,
                     accounts=dict(venue_config.accounts), quote_asset=venue_config.quote_asset,
                     fees=FeeSchedule(venue_config.maker_fee_rate, venue_config.taker_fee_rate),
@@ -180,19 +205,49 @@ def assemble(
     journal_path = Path(config.journal_path)
     if not journal_path.is_absolute():
         journal_path = home / journal_path
+    markets: dict[str, MarketDataClient] = {}
+    for name in (v.name for v in config.venues):
+        live_venue = live.get(name)
+        markets[name] = live_venue.market if live_venue is not None else venues[name]
     return Assembly(config=config, home=home, venues=venues, world=world,
                     journal=JournalService(journal_path, journal_config), topics=MarketTopics(),
-                    instruments=instruments)
+                    instruments=instruments, live=live, markets=markets)
+
+
+def _live_venues(config: DaemonConfig, environ: Mapping[str, str],
+                 source: str) -> dict[str, LiveVenue]:
+    live: dict[str, LiveVenue] = {}
+    for index, venue_config in enumerate(config.venues):
+        key = f"venues[{index}]"
+        if isinstance(venue_config, AsterVenueConfig):
+            live[venue_config.name] = aster_venue(venue_config, environ, key=key, source=source)
+        elif isinstance(venue_config, BackpackVenueConfig):
+            live[venue_config.name] = backpack_venue(venue_config, environ, key=key,
+                                                     source=source)
+    return live
 
 
 @asynccontextmanager
 async def running_venues(assembly: Assembly) -> AsyncIterator[None]:
-    """Paper venues run for the body: started before the tree, stopped after it."""
-    async with trio.open_nursery() as nursery:
-        if assembly.world is not None:
-            await nursery.start(assembly.world.run)
-        yield
-        nursery.cancel_scope.cancel()
+    """Venues run for the body: opened before the tree is built, closed after it stops.
+
+    Live venues open first, one after another (a clock sync and an instruments call each, a
+    start-up cost only), their instruments going into `assembly.instruments`; an error here
+    (a symbol the venue does not list, the venue unreachable) stops start-up before the tree
+    exists, unwrapped by any nursery. Then the paper world starts.
+    """
+    try:
+        for name, venue in assembly.live.items():
+            for instrument in await venue.open():
+                assembly.instruments[(name, instrument.symbol)] = instrument
+        async with trio.open_nursery() as nursery:
+            if assembly.world is not None:
+                await nursery.start(assembly.world.run)
+            yield
+            nursery.cancel_scope.cancel()
+    finally:
+        for venue in assembly.live.values():
+            await venue.aclose()
 
 
 def _last_prices(venues: dict[str, PaperVenue]) -> dict[str, float]:

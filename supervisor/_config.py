@@ -1,18 +1,21 @@
 """The daemon's configuration: one TOML file, validated whole before anything starts.
 
 A bad file stops start-up with the file, the key and the reason (`paper.toml: venues[1].kind:
-Expected 'paper', got 'papr'`). Credentials never appear in the file, only the names of the
-environment variables that hold them. Parameter schemas are msgspec Structs, so the same types
-give JSON schemas for the control plane.
+unknown venue kind 'papr'; known: aster, backpack, paper`). Credentials never appear in the
+file, only the names of the environment variables that hold them; `assemble` reads those when
+the daemon starts. A venue is a tagged union on `kind`: paper (simulated), aster, backpack.
+Parameter schemas are msgspec Structs, so the same types give JSON schemas for the control
+plane.
 """
 
 from __future__ import annotations
 
+import copy
 import re
 import tomllib
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Final, Literal
 
 import msgspec
 
@@ -71,9 +74,17 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     basis_reversion_per_s: float = 0.02
 
 
-class VenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+"""What an environment variable's name looks like: a value that does not is probably a pasted
+secret, and must be refused without being repeated."""
+
+
+class PaperVenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True,
+                       tag="paper", tag_field="kind"):
+    """A simulated exchange quoting the `[paper]` market (`kind = "paper"`)."""
+
+    kind: ClassVar[Literal["paper"]] = "paper"
     name: str
-    kind: Literal["paper"]
     accounts: dict[str, Decimal | dict[str, Decimal]]
     """Account name → starting balance in the quote asset, or `{ USDT = "10000", BTC = "0.2" }`
     per asset (spot trading needs the base asset too). Paper venues."""
@@ -86,6 +97,81 @@ class VenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     orders_per_s: float = 20.0
     """The venue's order rate limit, per account: the gateway paces itself to it."""
     order_burst: int = 40
+
+
+class AsterAccountConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Where one Aster account's credentials are: the NAMES of environment variables, read
+    when the daemon starts. Exactly one scheme: V1 HMAC (`api_key_env`, `api_secret_env`) or
+    V3 API wallet (`user_env`, `signer_env`, `private_key_env`; Aster issues only these now)."""
+
+    api_key_env: str | None = None
+    api_secret_env: str | None = None
+    user_env: str | None = None
+    """The main wallet address the API wallet trades for."""
+    signer_env: str | None = None
+    """The API wallet's address; `private_key_env`'s key must derive it."""
+    private_key_env: str | None = None
+
+
+class BackpackAccountConfig(msgspec.Struct, frozen=True, kw_only=True,
+                            forbid_unknown_fields=True):
+    """Where one Backpack account's credentials are: environment variable NAMES."""
+
+    api_key_env: str
+    """Holds the API key: the base64 ED25519 public key."""
+    private_key_env: str
+    """Holds the base64 32-byte ED25519 seed whose public key is the API key."""
+
+
+Symbols = Annotated[list[str], msgspec.Meta(min_length=1)]
+
+
+class AsterVenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True,
+                       tag="aster", tag_field="kind"):
+    """AsterDEX USDⓈ-M perpetual futures (`kind = "aster"`).
+
+    Pacing: Aster counts orders per account (exchangeInfo's `rateLimits`, e.g. `ORDERS
+    1200/MINUTE`, and per 10 s), so 10/s with a burst of 20 stays inside the minute's budget
+    while leaving room for cancels and queries, which share the IP's request weight.
+    """
+
+    kind: ClassVar[Literal["aster"]] = "aster"
+    name: str = "aster"
+    """Must be "aster": the adapter stamps every order, fill and quote with that venue name."""
+    rest_url: str = "https://fapi.asterdex.com"
+    ws_url: str = "wss://fstream.asterdex.com"
+    symbols: Symbols
+    """Traded and streamed, as the venue names them (`BTCUSDT`); each must be listed."""
+    accounts: dict[str, AsterAccountConfig] = msgspec.field(default_factory=dict)
+    orders_per_s: float = 10.0
+    order_burst: int = 20
+
+
+class BackpackVenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True,
+                          tag="backpack", tag_field="kind"):
+    """Backpack Exchange, spot and perpetuals (`kind = "backpack"`).
+
+    Pacing: Backpack publishes no rate limit; ccxt throttles it at 20 requests/s (50 ms per
+    request), so 10 orders/s with a burst of 20 keeps the other half for cancels and queries.
+    """
+
+    kind: ClassVar[Literal["backpack"]] = "backpack"
+    name: str = "backpack"
+    """Must be "backpack": the adapter stamps everything with that venue name."""
+    rest_url: str = "https://api.backpack.exchange"
+    ws_url: str = "wss://ws.backpack.exchange"
+    symbols: Symbols
+    """Traded and streamed, as the venue names them (`BTC_USDC_PERP`, `SOL_USDC`)."""
+    accounts: dict[str, BackpackAccountConfig] = msgspec.field(default_factory=dict)
+    orders_per_s: float = 10.0
+    order_burst: int = 20
+
+
+LiveVenueConfig = AsterVenueConfig | BackpackVenueConfig
+VenueConfig = PaperVenueConfig | AsterVenueConfig | BackpackVenueConfig
+"""Any venue: `name`, `kind`, `accounts`, `orders_per_s` and `order_burst` are common; the rest
+depends on the kind (test `isinstance` before reading a paper venue's fees)."""
+VENUE_KINDS: Final = ("aster", "backpack", "paper")
 
 
 class StrategyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -131,7 +217,9 @@ def load_config(path: Path) -> DaemonConfig:
         config = msgspec.convert(raw, DaemonConfig, strict=False)
     except msgspec.ValidationError as exc:
         key, reason = _split_validation_error(str(exc))
-        raise ConfigError(path, key, reason) from None
+        key = _name_dict_keys(raw, key, reason)
+        raise ConfigError(path, key, _unknown_kind(raw, key) or reason) from None
+    _check_live_venues(path, config)
     _check_references(path, config)
     return _with_tls_paths(path, config)
 
@@ -173,10 +261,109 @@ def _check_references(path: Path, config: DaemonConfig) -> None:
                                   f"venue {venue.name} has no account {leg.account!r}")
             if venue.kind == "paper" and leg.symbol not in paper_symbols:
                 raise ConfigError(path, f"{key}.symbol", f"no paper symbol {leg.symbol!r}")
+            if not isinstance(venue, PaperVenueConfig) and leg.symbol not in venue.symbols:
+                raise ConfigError(path, f"{key}.symbol",
+                                  f"{leg.symbol!r} is not one of venue {venue.name}'s symbols "
+                                  f"({', '.join(venue.symbols)})")
         reference_venues: list[str] = params.reference_venues()  # type: ignore[attr-defined]
         for reference in reference_venues:
             if reference not in venues:
                 raise ConfigError(path, f"{key}.follow_venue", f"no venue named {reference!r}")
+
+
+def _check_live_venues(path: Path, config: DaemonConfig) -> None:
+    """A live venue's name is its kind, and each account names its credentials' variables in
+    exactly one complete scheme. Names only: the variables are read by `assemble`."""
+    for index, venue in enumerate(config.venues):
+        if isinstance(venue, PaperVenueConfig):
+            continue
+        key = f"venues[{index}]"
+        if venue.name != venue.kind:
+            raise ConfigError(path, f"{key}.name",
+                              f"a {venue.kind} venue must be named {venue.kind!r}: the adapter "
+                              f"reports everything as venue {venue.kind!r}")
+        for symbol_index, symbol in enumerate(venue.symbols):
+            if symbol in venue.symbols[:symbol_index]:
+                raise ConfigError(path, f"{key}.symbols[{symbol_index}]",
+                                  f"duplicate symbol {symbol!r}")
+        for account, credentials in venue.accounts.items():
+            account_key = f"{key}.accounts.{account}"
+            if isinstance(credentials, AsterAccountConfig):
+                _check_aster_account(path, account_key, credentials)
+            for field in credentials.__struct_fields__:
+                name = getattr(credentials, field)
+                if name is not None and ENV_NAME.fullmatch(name) is None:
+                    # Never repeat the value: it may be the secret itself, pasted by mistake.
+                    raise ConfigError(path, f"{account_key}.{field}",
+                                      "must be the NAME of an environment variable (letters, "
+                                      "digits, _), not a credential")
+
+
+ASTER_SCHEMES: Final = {
+    "V1 HMAC": ("api_key_env", "api_secret_env"),
+    "V3 API wallet": ("user_env", "signer_env", "private_key_env"),
+}
+
+
+def _check_aster_account(path: Path, key: str, credentials: AsterAccountConfig) -> None:
+    used = {scheme: [f for f in fields if getattr(credentials, f) is not None]
+            for scheme, fields in ASTER_SCHEMES.items()}
+    either = " or ".join(f"{' + '.join(fields)} ({scheme})"
+                         for scheme, fields in ASTER_SCHEMES.items())
+    started = [scheme for scheme, fields in used.items() if fields]
+    if len(started) != 1:
+        reason = "both credential schemes are set" if started else "no credentials"
+        raise ConfigError(path, key, f"{reason}: set exactly one of {either}")
+    scheme = started[0]
+    missing = [f for f in ASTER_SCHEMES[scheme] if f not in used[scheme]]
+    if missing:
+        raise ConfigError(path, f"{key}.{missing[0]}",
+                          f"{scheme} credentials need {' + '.join(ASTER_SCHEMES[scheme])}")
+
+
+def _name_dict_keys(raw: dict[str, Any], key: str, reason: str) -> str:
+    """msgspec says `venues[1].accounts[...]` for a bad value in a table; we find which entry
+    by converting the file with that table cut down to one entry at a time."""
+    while "[...]" in key:
+        prefix = key[:key.index("[...]")]
+        steps: list[str | int] = [int(part) if part.isdigit() else part
+                                  for part in re.findall(r"[^.\[\]]+", prefix)]
+        try:
+            table = _walk(raw, steps)
+        except (KeyError, IndexError, TypeError):
+            return key
+        if not isinstance(table, dict):
+            return key
+        for name, value in table.items():
+            trial = copy.deepcopy(raw)
+            _walk(trial, steps[:-1])[steps[-1]] = {name: value}
+            try:
+                msgspec.convert(trial, DaemonConfig, strict=False)
+            except msgspec.ValidationError as exc:
+                if _split_validation_error(str(exc))[1] == reason:
+                    key = key.replace("[...]", f".{name}", 1)
+                    break
+        else:
+            return key
+    return key
+
+
+def _walk(node: Any, steps: list[str | int]) -> Any:
+    for step in steps:
+        node = node[step]
+    return node
+
+
+def _unknown_kind(raw: object, key: str) -> str | None:
+    """msgspec says `Invalid value 'papr'`; we say which kinds there are."""
+    match = re.fullmatch(r"venues\[(\d+)\]\.kind", key)
+    if match is None or not isinstance(raw, dict):
+        return None
+    try:
+        kind = raw["venues"][int(match.group(1))]["kind"]
+    except (KeyError, IndexError, TypeError):
+        return None
+    return f"unknown venue kind {kind!r}; known: {', '.join(VENUE_KINDS)}"
 
 
 def _with_tls_paths(path: Path, config: DaemonConfig) -> DaemonConfig:

@@ -1,4 +1,4 @@
-"""The daemon: assemble, run the paper venues and the tree, stop in order, end safe.
+"""The daemon: assemble, run the venues and the tree, stop in order, end safe.
 
 SIGINT/SIGTERM stop it in order: strategies stop (pulling their quotes), feeds, then core
 (gateways cancel what is left when `cancel_on_stop`, the journal flushes), then the paper
@@ -114,11 +114,13 @@ async def run_daemon(
     *,
     spec: SupervisorSpec | None = None,
     reporter: Reporter | None = None,
+    config_source: Path | str = "config",
 ) -> int:
     """Run until SIGINT/SIGTERM (exit 0) or until the root gives up (exit 3).
 
-    With a config: the paper venues and the configured tree. Without one: `spec` (or the bare
-    tree), for tests of the supervision layer alone.
+    With a config: its venues and the configured tree; `config_source` (the file) names where
+    a ConfigError found at start-up (a credential's variable unset) is. Without one: `spec`
+    (or the bare tree), for tests of the supervision layer alone.
     """
     lock = HomeLock(home)
     lock.acquire()
@@ -131,17 +133,18 @@ async def run_daemon(
         tls = load_server_tls(config.control)
         check_bind(config.control.bind, tls=tls is not None)
         tokens = load_tokens(config.control, home)
-        assembly = assemble(config, home)
+        assembly = assemble(config, home, source=config_source)
         # WatchEvents: supervision events, control actions, and what the journal commits.
         events = EventBus()
         assembly.journal.on_committed = events.journal_sink
-        root = Supervisor(assembly.tree(), on_event=events.supervision_sink(log_event),
-                          on_give_up=halt_trading_hook(assembly, lambda: root, events))
-        control = partial(serve_control, ControlService(root, assembly, events),
-                          config.control.bind,
-                          tokens, tls)
         refused: list[ControlServerError] = []
         async with running_venues(assembly):
+            # Built here: strategies need live venues' instruments, known once they are open.
+            root = Supervisor(assembly.tree(), on_event=events.supervision_sink(log_event),
+                              on_give_up=halt_trading_hook(assembly, lambda: root, events))
+            control = partial(serve_control, ControlService(root, assembly, events),
+                              config.control.bind,
+                              tokens, tls)
             report = None if reporter is None else (lambda: reporter(root, assembly))
             code = await _serve(root, home, report, control, refused, events)
         if refused:  # raised out here, not through the venues' nursery as a group

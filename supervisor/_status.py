@@ -90,7 +90,7 @@ async def collect_status(root: Supervisor, assembly: Assembly) -> DaemonStatus:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(ask_trading)
         nursery.start_soon(ask_positions)
-        for venue in assembly.venues:
+        for venue in assembly.markets:  # every venue has a feed, paper or live
             nursery.start_soon(ask_feed, venue)
         for venue, account in accounts:
             nursery.start_soon(ask_orders, venue, account)
@@ -110,7 +110,7 @@ async def collect_status(root: Supervisor, assembly: Assembly) -> DaemonStatus:
     return DaemonStatus(
         name=assembly.config.name, ts_ns=time.time_ns(), uptime_s=snapshot[0].uptime_s,
         trading=trading[0], actors=snapshot,
-        feeds=[feeds[v] for v in assembly.venues if v in feeds], positions=positions,
+        feeds=[feeds[v] for v in assembly.markets if v in feeds], positions=positions,
         position_checks=[c for key in accounts for c in checks.get(key, [])],
         open_orders=[o for key in accounts for o in orders.get(key, [])],
     )

@@ -27,6 +27,7 @@ from rich.console import Console
 
 from actors.journal import JournalSchemaError
 from clients.cli import CONTROL_VERBS, add_control_verbs, run_control_verb
+from exchanges import VenueError
 
 from ._auth import AuthConfigError
 from ._config import ConfigError, config_schema, load_config
@@ -148,10 +149,17 @@ def _run(args: argparse.Namespace) -> int:
     home = steward_home()
     reporter = live_view if live else log_view
     try:
-        return trio.run(functools.partial(run_daemon, home, config, reporter=reporter))
+        return trio.run(functools.partial(run_daemon, home, config, reporter=reporter,
+                                          config_source=path))
+    except ConfigError as exc:  # found at start-up: a credential's variable unset, a symbol
+        print(f"steward: bad config: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except (HomeInUseError, ControlServerError, AuthConfigError) as exc:
         print(f"steward: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except VenueError as exc:  # a live venue unreachable while opening: nothing traded yet
+        print(f"steward: cannot open venue: {exc}", file=sys.stderr)
+        return EXIT_UNREADABLE
 
 
 def _stats(args: argparse.Namespace) -> int:

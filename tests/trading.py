@@ -53,12 +53,13 @@ async def running_daemon(
     if wrap is not None:
         for venue_config in assembly.config.venues:
             for account in venue_config.accounts:
-                client = assembly.venues[venue_config.name].account(account)
+                client = assembly.account_client(venue_config.name, account)
                 assembly.account_clients[(venue_config.name, account)] = wrap(client)
     events: list[SupervisionEvent] = []
-    root = Supervisor(assembly.tree(), on_event=events.append,
-                      on_give_up=halt_trading_hook(assembly, lambda: root))
     async with running_venues(assembly):
+        # As `run_daemon` does: the tree is built once the venues are open.
+        root = Supervisor(assembly.tree(), on_event=events.append,
+                          on_give_up=halt_trading_hook(assembly, lambda: root))
         async with trio.open_nursery() as nursery:
             await nursery.start(root.run)
             yield RunningDaemon(root, assembly, events)

@@ -142,9 +142,10 @@ class Gateway(Actor):
         self.spawn(self._keep_dead_man_armed)
 
     async def on_stop(self) -> None:
-        # Orders first (money at risk), then the records; both within the shutdown time.
-        if self.cancel_on_stop:
-            with trio.move_on_after(STOP_CANCEL_S, shield=True):
+        # Orders first (money at risk), then what filled while the user stream was already
+        # closed, then the records; all within the shutdown time.
+        with trio.move_on_after(STOP_CANCEL_S, shield=True):
+            if self.cancel_on_stop:
                 try:
                     cancelled = await self.client.cancel_all()
                     logger.info("%s: cancelled %d orders on stop", self.name, len(cancelled))
@@ -152,6 +153,15 @@ class Gateway(Actor):
                         self._record(order_record(order, self._strategy_tracked(order)))
                 except VenueError as exc:
                     logger.error("%s: cancel-all on stop failed: %s", self.name, exc)
+            try:
+                # The background tasks, the user stream among them, are cancelled before
+                # on_stop: a fill in between would otherwise reach the journal (and positions,
+                # which outlive a crashed gateway) only at the next start. The records go
+                # first, so the orders just cancelled are not taken for vanished ones.
+                await self._flush_records()
+                await self._reconcile()
+            except (VenueError, JournalError) as exc:
+                logger.warning("%s: final reconcile on stop failed: %s", self.name, exc)
         with trio.move_on_after(STOP_FLUSH_S, shield=True):
             try:
                 await self._flush_records()  # the background recorder is already cancelled

@@ -38,6 +38,9 @@ from ._stats import read_stats, render_stats
 from ._view import live_view, log_view
 
 LOG_FORMAT: Final = "%(asctime)s %(levelname)-8s %(name)s: %(message)s"
+QUIET_LIBRARY_LOGGERS: Final = ("httpx", "httpcore", "trio-websocket")
+"""Warnings only, whatever --log-level says: httpx logs every request URL at INFO, and a signed
+venue request's query holds its signature; the others log frames and headers at DEBUG."""
 EXIT_USAGE: Final = 2
 CONTROL_BIND_ENV: Final = "STEWARD_CONTROL_BIND"  # overrides the config's control.bind
 DEFAULT_CONFIG: Final = Path(__file__).resolve().parent.parent / "examples" / "paper.toml"
@@ -146,6 +149,8 @@ def _run(args: argparse.Namespace) -> int:
         logging.basicConfig(level=args.log_level, format=LOG_FORMAT, filename=log_file)
     else:
         logging.basicConfig(level=args.log_level, format=LOG_FORMAT, stream=sys.stderr)
+    for name in QUIET_LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
     home = steward_home()
     reporter = live_view if live else log_view
     try:

@@ -254,6 +254,10 @@ class AsterSimulator:
         """
         self._faults.setdefault(path, []).append(_Fault(status, retry_after_s, then_process))
 
+    def pending_faults(self, path: str) -> int:
+        """Faults queued for `path` that no request has used yet."""
+        return len(self._faults.get(path, []))
+
     def add_funding(self, symbol: str, amount: Decimal, time_ms: int) -> None:
         """Book a funding payment (moves the balance) and announce it on the user stream the
         way a cross-margin account sees it: ACCOUNT_UPDATE FUNDING_FEE, balances, no symbol."""

@@ -218,6 +218,10 @@ class BackpackSimulator:
         executes it first, as a venue that placed the order and then failed to say so."""
         self._faults.setdefault(path, []).append(_Fault(status, executed))
 
+    def pending_faults(self, path: str) -> int:
+        """Faults queued for `path` that no request has used yet."""
+        return len(self._faults.get(path, []))
+
     def open_order_by_client_id(self, client_id: int) -> dict[str, Any] | None:
         for order in self.orders.values():
             if order["clientId"] == client_id and order["status"] in ("New", "PartiallyFilled"):

@@ -22,6 +22,7 @@ Traps:
 from __future__ import annotations
 
 import datetime
+import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from decimal import Decimal
@@ -29,7 +30,7 @@ from typing import Any, Final
 
 import trio
 
-from .._exceptions import OrderOutcomeUnknownError, VenueTransportError
+from .._exceptions import OrderOutcomeUnknownError, VenueError, VenueTransportError
 from .._models import (
     Balance,
     Fill,
@@ -45,7 +46,7 @@ from .._models import (
     VenueOrder,
 )
 from ._client_ids import ClientIdMap
-from ._errors import VENUE
+from ._errors import VENUE, error_from_response
 from ._market import WS_URL
 from ._rest import BackpackRest
 from ._user_stream import FUNDING_POLL_S, OrderUpdate, open_user_frames
@@ -109,6 +110,45 @@ class BackpackAccount:
         if not isinstance(wire, Mapping):
             raise OrderOutcomeUnknownError(VENUE, request.client_id, "answer is not an order")
         return self._order(wire, request.client_id)
+
+    async def place_orders(self, requests: Sequence[OrderRequest],
+                           ) -> list[VenueOrder | VenueError]:
+        """Several orders in one `POST /api/v1/orders` (a JSON array, §2.4), signed by the
+        batch rule (§2.2, §4 pitfall 8: `BackpackAuth` signs a JSON array that way): one result
+        per request, in request order, each the placed order or the error it got.
+
+        Not part of `AccountClient` (the paper venue has no batch): a Backpack capability.
+        Each order's body is `place_order`'s (`_order_body`); ValueError, before anything is
+        sent, for a request `place_order` would refuse. No batch size limit is documented,
+        so all orders go in one call.
+
+        Results:
+        - an order, or an error item (`{"operation": "Err", "code", "message"}`, or a bare
+          `{code, message}`) as the typed error `place_order` would raise for that code and
+          words (`error_from_response`); an item we cannot read is an unknown outcome;
+        - a lost answer (no response, HTTP 503, an unreadable body or one that is not a result
+          per order) gives every order an `OrderOutcomeUnknownError`: reconcile by client id;
+        - a call refused as a whole (rate limit, auth, a bad request) gives every order that
+          one error.
+        """
+        if not requests:
+            return []
+        bodies = [self._order_body(request) for request in requests]
+        ids = ",".join(request.client_id for request in requests)
+        try:
+            wire = await self._rest.signed("POST", "/api/v1/orders", body=bodies, client_id=ids,
+                                           is_order_placement=True)
+        except OrderOutcomeUnknownError as exc:
+            return [OrderOutcomeUnknownError(VENUE, r.client_id, f"its batch call: {exc}")
+                    for r in requests]
+        except VenueError as exc:
+            return [exc for _ in requests]
+        if not isinstance(wire, list) or len(wire) != len(requests):
+            return [OrderOutcomeUnknownError(VENUE, r.client_id,
+                                             "batch answer is not one result per order")
+                    for r in requests]
+        return [self._batch_item(item, request.client_id)
+                for item, request in zip(wire, requests, strict=True)]
 
     async def cancel_order(self, symbol: str, client_id: str) -> VenueOrder:
         """`DELETE /api/v1/order` by `clientId` (sending both ids is rejected, §2.4)."""
@@ -257,6 +297,23 @@ class BackpackAccount:
         if request.reduce_only:
             body["reduceOnly"] = True  # futures only (§2.4); not sent at all otherwise
         return body
+
+    def _batch_item(self, item: object, client_id: str) -> VenueOrder | VenueError:
+        """One result of a batch: an order (tagged `"operation": "Ok"` or not), or an error
+        item translated as the venue's HTTP 400 answer to that single order would be."""
+        if not isinstance(item, Mapping):
+            return OrderOutcomeUnknownError(VENUE, client_id, "batch result is not an object")
+        if item.get("operation") == "Err" or ("code" in item and "id" not in item):
+            error_body = {key: item[key] for key in ("code", "message") if key in item}
+            error = error_from_response(400, json.dumps(error_body, default=str).encode(), {},
+                                        client_id=client_id, is_order_placement=True)
+            if error is not None:
+                return error
+        try:
+            return self._order(item, client_id)
+        except (VenueTransportError, KeyError, ValueError, ArithmeticError) as exc:
+            return OrderOutcomeUnknownError(VENUE, client_id, f"batch result unreadable: "
+                                                              f"{type(exc).__name__}: {exc}")
 
     def _our_id(self, wire: Mapping[str, Any], known: str | None) -> str:
         if known is not None:

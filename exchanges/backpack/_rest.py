@@ -23,7 +23,7 @@ Resource handling: a client passed in belongs to the caller; one created here is
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Final
 
@@ -43,6 +43,8 @@ JSON_CONTENT_TYPE: Final = "application/json; charset=utf-8"
 
 Params = Mapping[str, str | int]
 Body = Mapping[str, str | int | bool]
+Batch = Sequence[Body]
+"""A JSON array body: the batch order endpoint (`POST /api/v1/orders`, §2.4)."""
 
 
 class BackpackRest:
@@ -112,14 +114,15 @@ class BackpackRest:
         path: str,
         *,
         params: Params | None = None,
-        body: Body | None = None,
+        body: Body | Batch | None = None,
         client_id: str | None = None,
         is_order_placement: bool = False,
     ) -> Any:
         """Send a signed request; return its decoded JSON (None for an empty 2xx body).
 
         `client_id` names the order concerned (ours, for error messages and UNKNOWN_ORDER);
-        `is_order_placement` marks a request that may create an order.
+        `is_order_placement` marks a request that may create an order. `body` is a JSON
+        object, or a JSON array of objects for the batch endpoint (signed by the batch rule).
         """
         response = await self._send(method, path, params=params, body=body, signed=True,
                                     client_id=client_id, is_order_placement=is_order_placement)
@@ -146,7 +149,7 @@ class BackpackRest:
         path: str,
         *,
         params: Params | None = None,
-        body: Body | None = None,
+        body: Body | Batch | None = None,
         signed: bool,
         client_id: str | None = None,
         is_order_placement: bool = False,
@@ -157,7 +160,8 @@ class BackpackRest:
         headers: dict[str, str] = {}
         if body is not None:
             # Encoded once: these exact bytes are what BackpackAuth signs and what is sent.
-            content = json.dumps(dict(body), separators=(",", ":")).encode("utf-8")
+            wire = dict(body) if isinstance(body, Mapping) else [dict(each) for each in body]
+            content = json.dumps(wire, separators=(",", ":")).encode("utf-8")
             headers["Content-Type"] = JSON_CONTENT_TYPE
         try:
             response = await self._client.request(

@@ -65,6 +65,7 @@ from nacl.signing import VerifyKey
 INSTRUCTIONS = {
     ("GET", "/api/v1/capital"): "balanceQuery",
     ("POST", "/api/v1/order"): "orderExecute",
+    ("POST", "/api/v1/orders"): "orderExecute",  # batch: a JSON array (§2.2, §4 pitfall 8)
     ("DELETE", "/api/v1/order"): "orderCancel",
     ("DELETE", "/api/v1/orders"): "orderCancelAll",
     ("GET", "/api/v1/order"): "orderQuery",
@@ -279,6 +280,9 @@ class BackpackSimulator:
                 raise _Reject(400, "INVALID_CLIENT_REQUEST", "Expected JSON")
             self.bodies.append(content)
             parsed = json.loads(content, parse_float=str, parse_int=str)
+            if isinstance(parsed, list):
+                return self._verify_batch(parsed, json.loads(content), instruction, timestamp,
+                                          window, headers.get("X-Signature", ""))
             params: dict[str, Any] = dict(parsed)
             raw = json.loads(content)
             for key in ("price", "quantity"):
@@ -297,12 +301,50 @@ class BackpackSimulator:
         self.signing_strings.append(message)
         return params
 
+    def _verify_batch(self, orders: list[Any], raw: list[Any], instruction: str, timestamp: int,
+                      window: int, signature: str) -> dict[str, Any]:
+        """A JSON-array body (§2.2 batch rule): each order's keys sorted and prefixed with
+        `instruction=<i>`, the orders joined by `&`, then timestamp and window once. Returns
+        `{"orders": [...]}` for `_route`."""
+        if not orders or not all(isinstance(o, dict) for o in orders):
+            raise _Reject(400, "INVALID_CLIENT_REQUEST", "Expected an array of orders")
+        for order in raw:
+            for key in ("price", "quantity"):
+                if key in order and not isinstance(order[key], str):
+                    raise _Reject(400, "INVALID_CLIENT_REQUEST", f"{key} must be a string")
+        message = "&".join(
+            f"instruction={instruction}" + "".join(f"&{k}={_text(o[k])}" for k in sorted(o))
+            for o in orders) + f"&timestamp={timestamp}&window={window}"
+        try:
+            VerifyKey(base64.b64decode(self.api_key_b64)).verify(
+                message.encode("utf-8"), base64.b64decode(signature))
+        except (BadSignatureError, ValueError):
+            raise _Reject(400, "INVALID_SIGNATURE",
+                          "Invalid signature, could not verify signature") from None
+        self.signing_strings.append(message)
+        return {"orders": orders}
+
+    def _execute_batch(self, orders: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """`POST /api/v1/orders`: each order executed as `POST /api/v1/order` would, in order;
+        results tagged `"operation": "Ok"` (the order) or `"Err"` (`code`, `message`), the
+        shape of the OpenAPI's `BatchCommandOrderResult` (not in venues.md)."""
+        results: list[dict[str, Any]] = []
+        for order in orders:
+            try:
+                results.append({"operation": "Ok", **self._execute(order)})
+            except _Reject as reject:
+                results.append({"operation": "Err", "code": reject.code,
+                                "message": reject.message})
+        return results
+
     # -----------------------------------------------------------------------------------------
     # Endpoints
 
     def _route(self, method: str, path: str, params: dict[str, Any]) -> httpx.Response:
         if (method, path) == ("POST", "/api/v1/order"):
             return httpx.Response(200, json=self._execute(params))
+        if (method, path) == ("POST", "/api/v1/orders"):
+            return httpx.Response(200, json=self._execute_batch(params["orders"]))
         if (method, path) == ("DELETE", "/api/v1/order"):
             order = self._find_open(params)
             order["status"] = "Cancelled"

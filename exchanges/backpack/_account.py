@@ -219,7 +219,8 @@ class BackpackAccount:
         """`GET /wapi/v1/history/fills?from=<ms>`, paged; oldest first. `fill_id` is
         `<symbol>:<tradeId>:<orderId>` (trade ids are per market; the order id keeps both
         sides of a self-trade apart)."""
-        items = await self._history("/wapi/v1/history/fills", {"from": since_ns // 1_000_000})
+        items = await self._history("/wapi/v1/history/fills", {"from": since_ns // 1_000_000},
+                                    since_ns=since_ns, ts_field="timestamp")
         fills = [self._fill(item) for item in items]
         return sorted((f for f in fills if f.ts_venue_ns >= since_ns),
                       key=lambda f: (f.ts_venue_ns, f.fill_id))
@@ -227,7 +228,8 @@ class BackpackAccount:
     async def funding(self, since_ns: int) -> list[FundingPayment]:
         """`GET /wapi/v1/history/funding`, paged; oldest first. The record has no position
         size or mark price, so `position_qty` and `mark_price` are 0."""
-        items = await self._history("/wapi/v1/history/funding", {})
+        items = await self._history("/wapi/v1/history/funding", {}, since_ns=since_ns,
+                                    ts_field="intervalEndTimestamp")
         payments = [
             FundingPayment(
                 venue=VENUE, account=self._account, symbol=str(item["symbol"]),
@@ -398,13 +400,21 @@ class BackpackAccount:
             ts_venue_ns=_ts_ns(item.get("timestamp")),
         )
 
-    async def _history(self, path: str, params: Mapping[str, int]) -> list[Mapping[str, Any]]:
+    async def _history(self, path: str, params: Mapping[str, int], *, since_ns: int,
+                       ts_field: str) -> list[Mapping[str, Any]]:
+        """Every page of a history endpoint, or fewer: once a page lists newest first and
+        its last (oldest) record is before `since_ns`, later pages are older still and are not
+        asked for. The funding history takes no `from` (§2.4 lists none), and the user stream
+        polls it every minute: without this each poll would read the account's whole past."""
         items: list[Mapping[str, Any]] = []
         for page in range(MAX_HISTORY_PAGES):
             query = {**params, "limit": HISTORY_PAGE_LIMIT, "offset": page * HISTORY_PAGE_LIMIT}
             batch = _list(await self._rest.signed("GET", path, params=query), path)
             items.extend(batch)
             if len(batch) < HISTORY_PAGE_LIMIT:
+                break
+            first_ns, last_ns = _ts_ns(batch[0].get(ts_field)), _ts_ns(batch[-1].get(ts_field))
+            if first_ns >= last_ns and last_ns < since_ns:
                 break
         return items
 

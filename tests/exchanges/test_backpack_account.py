@@ -422,3 +422,19 @@ async def test_place_order_when_no_response_then_unknown_only_if_the_request_may
 
     assert type(caught.value) is expected
     assert caught.value.__cause__ is None and seed not in str(caught.value)
+
+
+async def test_funding_when_history_spans_pages_then_reads_only_pages_since(venue: Venue) -> None:
+    t = venue.sim.now_ms
+    hour_ms = 3_600_000
+    for index in range(2500):  # listed newest first: 3 pages of 1000 hold it all
+        venue.sim.add_funding(SYMBOL, "0.01", "0.0001", t - (2500 - index) * hour_ms)
+
+    def funding_requests() -> int:
+        return sum("instruction=fundingHistoryQueryAll" in s for s in venue.sim.signing_strings)
+
+    with trio.fail_after(BOUND_S):
+        recent = await venue.account.funding((t - 10 * hour_ms) * 1_000_000)
+        assert len(recent) == 10 and funding_requests() == 1  # the first page reached `since`
+        everything = await venue.account.funding(0)
+    assert len(everything) == 2500 and funding_requests() == 1 + 3

@@ -41,6 +41,8 @@ class FaultyAccount:
         self.place_faults: list[Fault] = []
         self.place_calls: list[OrderRequest] = []
         self.cancel_faults: list[Fault] = []
+        self.get_rate_limits = 0
+        """How many of the next `get_order` calls answer HTTP 429."""
 
     def fail_next_place(self, *faults: Fault) -> None:
         self.place_faults.extend(faults)
@@ -86,6 +88,10 @@ class FaultyAccount:
         return await self.inner.cancel_all(symbol)
 
     async def get_order(self, symbol: str, client_id: str) -> VenueOrder:
+        if self.get_rate_limits > 0:
+            self.get_rate_limits -= 1
+            raise RateLimitedError(self.venue, "HTTP 429: too many requests",
+                                   retry_after_s=RATE_LIMIT_RETRY_AFTER_S)
         return await self.inner.get_order(symbol, client_id)
 
     async def open_orders(self, symbol: str | None = None) -> list[VenueOrder]:

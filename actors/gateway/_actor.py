@@ -29,7 +29,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Final
+from typing import Final, NoReturn
 
 import trio
 
@@ -88,8 +88,16 @@ RECORD_COALESCE_S: Final = 0.005
 RATE_LIMIT_BACKOFF_S: Final = 1.0
 """Quiet time after a 429 that named no Retry-After; doubles per refusal in a row."""
 RATE_LIMIT_BACKOFF_MAX_S: Final = 60.0
+_MAX_DOUBLINGS: Final = 10  # 2**10 s is past the cap already; more would only overflow
 IP_BAN_BACKOFF_S: Final = 120.0
-"""Aster bans for 2 minutes to 3 days (venues.md §1.9): without Retry-After, wait the least."""
+"""Aster bans for 2 minutes to 3 days (venues.md §1.9): never wait less than the least."""
+STREAM_RETRY_MAX_S: Final = 10.0
+STREAM_STABLE_S: Final = 60.0
+"""A user stream that stayed up this long resets the reconnect back-off."""
+SETTLE_RETRY_S: Final = 5.0
+SETTLE_ATTEMPTS: Final = 60
+"""An unknown outcome the venue cannot be asked about yet is asked again every 5 s, for up to
+5 minutes; meanwhile the order stays pending (its client id taken, risk counting it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +108,18 @@ class ExpiryTick:
 @dataclass(frozen=True, slots=True)
 class StreamReconnected:
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class SettleOutcome:
+    """Ask the venue again what became of an order whose placement had an unknown outcome."""
+
+    intent: OrderIntent
+    attempt: int
+
+
+class _OutcomeUnsettled(Exception):
+    """The venue could not be asked (rate limit, transport, outage) what became of an order."""
 
 
 class Gateway(Actor):
@@ -229,7 +249,40 @@ class Gateway(Actor):
                 self._go_quiet(exc)
             await self._reject(intent, exc.reason.value, str(exc))
             return
+        except _OutcomeUnsettled as exc:
+            logger.warning("%s: %s outcome unknown and not yet settled (%s); asking again in "
+                           "%.0f s", self.name, intent.client_id, exc, SETTLE_RETRY_S)
+            self.spawn(self._settle_later, SettleOutcome(intent=intent, attempt=1))
+            return
         self._rate_limited_in_a_row = 0
+        await self._settled(intent, order)
+
+    async def on_settle_outcome(self, message: SettleOutcome) -> None:
+        intent = message.intent
+        tracked = self.tracker.get(intent.client_id)
+        if tracked is None or tracked.order is not None:
+            # Settled meanwhile: the user stream reported the order (its owner heard), or a
+            # reconcile closed it.
+            if tracked is not None and intent.expire_after_s is not None:
+                tracked.expire_at_s = trio.current_time() + intent.expire_after_s
+            return
+        try:
+            order = await self._find(intent)
+        except _OutcomeUnsettled as exc:
+            if message.attempt < SETTLE_ATTEMPTS:
+                self.spawn(self._settle_later, SettleOutcome(intent=intent,
+                                                             attempt=message.attempt + 1))
+                return
+            logger.error("%s: %s outcome still unknown after %d attempts: %s; the next "
+                         "reconcile adopts it if the venue has it", self.name, intent.client_id,
+                         message.attempt, exc)
+            self.tracker.forget(intent.client_id)
+            await self._reject(intent, "unknown_outcome_unresolved", str(exc))
+            return
+        await self._settled(intent, order)
+
+    async def _settled(self, intent: OrderIntent, order: VenueOrder | None) -> None:
+        """The venue's answer to a placement, direct or found after an unknown outcome."""
         if order is None:
             self.tracker.forget(intent.client_id)
             await self._reject(intent, "unknown_outcome_not_found",
@@ -308,7 +361,14 @@ class Gateway(Actor):
             await self._tell(RISK, paid)
 
     async def on_stream_reconnected(self, message: StreamReconnected) -> None:
-        await self._reconcile()  # whatever happened while the stream was down
+        try:
+            await self._reconcile()  # whatever happened while the stream was down
+        except VenueError as exc:
+            # A 503 or 429 here must not crash the gateway (its crash cancels every order):
+            # ask again shortly; the stream is up meanwhile.
+            logger.warning("%s: reconcile after reconnect failed: %s; again in %.0f s",
+                           self.name, exc, SETTLE_RETRY_S)
+            self.spawn(self._tell_later, StreamReconnected(), SETTLE_RETRY_S)
 
     async def on_expiry_tick(self, message: ExpiryTick) -> None:
         now = trio.current_time()
@@ -374,28 +434,49 @@ class Gateway(Actor):
         raise AssertionError("unreachable")
 
     async def _find(self, intent: OrderIntent) -> VenueOrder | None:
-        """Settle an unknown outcome by asking the venue: open, filled, or never there."""
+        """Settle an unknown outcome by asking the venue: open, filled, or never there.
+
+        Raises _OutcomeUnsettled when the venue cannot be asked: refusing the order then
+        would let its strategy place again while the first may rest on the venue.
+        """
         try:
             return await self.client.get_order(intent.symbol, intent.client_id)
         except VenueRejectedError as exc:
             if exc.reason is not RejectReason.UNKNOWN_ORDER:
-                raise
-        fills = [f for f in await self.client.fills(intent.ts_created_ns - 60 * 10**9)
-                 if f.client_id == intent.client_id]
+                self._unsettled(exc)
+        except VenueError as exc:
+            self._unsettled(exc)
+        try:
+            venue_fills = await self.client.fills(intent.ts_created_ns - 60 * 10**9)
+        except VenueError as exc:
+            self._unsettled(exc)
+        fills = [f for f in venue_fills if f.client_id == intent.client_id]
         for fill in fills:
             await self.on_fill(fill)
         return None if not fills else _filled_order(intent, fills, self.client)
 
+    def _unsettled(self, exc: VenueError) -> NoReturn:
+        if isinstance(exc, RateLimitedError):
+            self._go_quiet(exc)
+        raise _OutcomeUnsettled(str(exc)) from None
+
+    async def _settle_later(self, message: SettleOutcome) -> None:
+        await self._tell_later(message, max(SETTLE_RETRY_S,
+                                            self.quiet_until_s - trio.current_time()))
+
+    async def _tell_later(self, message: object, delay_s: float) -> None:
+        await trio.sleep(delay_s)
+        await self.ref.tell(message)
+
     def _go_quiet(self, refusal: RateLimitedError) -> None:
         """Stop sending new orders for as long as the venue asked, or a growing back-off."""
         self._rate_limited_in_a_row += 1
+        doublings = min(self._rate_limited_in_a_row - 1, _MAX_DOUBLINGS)
+        quiet_s = min(RATE_LIMIT_BACKOFF_MAX_S, RATE_LIMIT_BACKOFF_S * 2**doublings)
         if refusal.retry_after_s is not None:
             quiet_s = refusal.retry_after_s
-        elif refusal.ip_banned:
-            quiet_s = IP_BAN_BACKOFF_S
-        else:
-            quiet_s = min(RATE_LIMIT_BACKOFF_MAX_S,
-                          RATE_LIMIT_BACKOFF_S * 2 ** (self._rate_limited_in_a_row - 1))
+        if refusal.ip_banned:
+            quiet_s = max(quiet_s, IP_BAN_BACKOFF_S)
         self.quiet_until_s = max(self.quiet_until_s, trio.current_time() + quiet_s)
         logger.warning("%s: venue rate limit%s: no new orders for %.1f s", self.name,
                        " (IP banned)" if refusal.ip_banned else "", quiet_s)
@@ -413,8 +494,13 @@ class Gateway(Actor):
     # ---- background ----------------------------------------------------------------------
 
     async def _user_stream(self, stream_open: trio.Event) -> None:
+        """Keep the user stream open; each reconnect is followed by a reconcile. Reconnects
+        back off (0.2 s doubling to 10 s) unless the last stream stayed up a minute: a
+        venue refusing us right after each connect must not be asked 5 times a second."""
         first = True
+        delay_s = RETRY_DELAY_S
         while True:
+            opened_s = trio.current_time()
             try:
                 async with self.client.stream_user() as stream:
                     stream_open.set()
@@ -425,8 +511,11 @@ class Gateway(Actor):
                         await self.ref.tell(event)
             except VenueError as exc:
                 logger.warning("%s: user stream failed: %s", self.name, exc)
-            logger.warning("%s: user stream ended; reconnecting", self.name)
-            await trio.sleep(RETRY_DELAY_S)
+            if trio.current_time() - opened_s >= STREAM_STABLE_S:
+                delay_s = RETRY_DELAY_S
+            logger.warning("%s: user stream ended; reconnecting in %.1f s", self.name, delay_s)
+            await trio.sleep(delay_s)
+            delay_s = min(delay_s * 2, STREAM_RETRY_MAX_S)
 
     async def _record_in_background(self) -> None:
         while True:

@@ -200,6 +200,23 @@ async def test_submit_when_venue_rate_limits_then_quiet_for_retry_after_then_pla
         assert kinds(seen, "rl-3") == ["OrderAccepted:open"]
 
 
+async def test_submit_when_outcome_unknown_and_venue_cannot_be_asked_then_pending_until_settled(
+    autojump_clock, steward_home
+):
+    seen: list[Seen] = []
+    async with running_daemon(steward_home, quiet_config(), wrap=FaultyAccount) as daemon:
+        await add_probe(daemon, seen)
+        faulty(daemon).fail_next_place("unknown_outcome")  # placed, but the answer was a 503
+        faulty(daemon).get_rate_limits = 2  # ...and asking about it is rate-limited twice
+        await submit(daemon, intent("unsettled-1", daemon=daemon))
+        await trio.sleep(2 * RATE_LIMIT_RETRY_AFTER_S + 5)
+        # Never refused (its strategy would place again): the user stream reported the order.
+        assert kinds(seen, "unsettled-1") == ["OrderUpdated:open"]
+        assert faulty(daemon).get_rate_limits < 2  # the venue was asked, and said 429
+        assert requests_by_client_id(faulty(daemon).place_calls) == {"unsettled-1": 1}
+        assert len(await venue_orders(daemon, "unsettled-1")) == 1
+
+
 async def test_order_when_its_expiry_passes_then_gateway_cancels_it(autojump_clock, steward_home):
     seen: list[Seen] = []
     async with running_daemon(steward_home, quiet_config()) as daemon:

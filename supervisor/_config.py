@@ -77,6 +77,9 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 """What an environment variable's name looks like: a value that does not is probably a pasted
 secret, and must be refused without being repeated."""
+LOOKS_LIKE_SECRET = re.compile(r"[0-9A-Fa-f]{16,}|[A-Za-z0-9_]{41,}")
+"""Names that pass ENV_NAME but are more likely a pasted key: long hex (Aster API keys and
+secrets, private keys without 0x) or a long run with no room for a reader's word breaks."""
 
 
 class PaperVenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True,
@@ -292,7 +295,8 @@ def _check_live_venues(path: Path, config: DaemonConfig) -> None:
                 _check_aster_account(path, account_key, credentials)
             for field in credentials.__struct_fields__:
                 name = getattr(credentials, field)
-                if name is not None and ENV_NAME.fullmatch(name) is None:
+                if name is not None and (ENV_NAME.fullmatch(name) is None
+                                         or LOOKS_LIKE_SECRET.fullmatch(name) is not None):
                     # Never repeat the value: it may be the secret itself, pasted by mistake.
                     raise ConfigError(path, f"{account_key}.{field}",
                                       "must be the NAME of an environment variable (letters, "

@@ -154,10 +154,14 @@ def test_load_config_when_a_live_venue_is_wrong_then_error_names_file_key_and_re
     assert reason in info.value.reason
 
 
+@pytest.mark.parametrize("secret", [
+    "c2VjcmV0LXNlZWQtdmFsdWU=+/",  # base64
+    "dbefbc809e3e83c283a984c3a1459732ea7db1360ca80c5c2c8867408d28cc83",  # an HMAC secret
+    "Xk2PqL9vN3mR7tY1wZ8aB4cD6eF0gH5jK2lM9nO3pQ7",  # base64 of 32 bytes, no padding
+])
 def test_load_config_when_a_credential_is_pasted_in_place_of_its_name_then_never_repeats_it(
-    tmp_path: Path,
+    tmp_path: Path, secret: str,
 ):
-    secret = "c2VjcmV0LXNlZWQtdmFsdWU=+/"
     path = write(tmp_path, live_with('private_key_env = "BACKPACK_MM_PRIVATE_KEY"',
                                      f'private_key_env = "{secret}"'))
     with pytest.raises(ConfigError) as info:

@@ -234,13 +234,16 @@ async def running_venues(assembly: Assembly) -> AsyncIterator[None]:
     Live venues open first, one after another (a clock sync and an instruments call each, a
     start-up cost only), their instruments going into `assembly.instruments`; an error here
     (a symbol the venue does not list, the venue unreachable) stops start-up before the tree
-    exists, unwrapped by any nursery. Then the paper world starts.
+    exists, unwrapped by any nursery. Then the paper world starts, and live venues' clocks
+    are measured again every few minutes.
     """
     try:
         for name, venue in assembly.live.items():
             for instrument in await venue.open():
                 assembly.instruments[(name, instrument.symbol)] = instrument
         async with trio.open_nursery() as nursery:
+            for venue in assembly.live.values():
+                nursery.start_soon(venue.keep_clocks_synced)
             if assembly.world is not None:
                 await nursery.start(assembly.world.run)
             yield

@@ -14,13 +14,14 @@ another's requests; one unsigned client for market data.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 import trio
 
-from exchanges import AccountClient, Instrument, MarketDataClient
+from exchanges import AccountClient, Instrument, MarketDataClient, VenueError
 from exchanges.aster import AsterAccount, AsterHmacAuth, AsterMarketData, AsterRest, AsterWalletAuth
 from exchanges.backpack import (
     BackpackAccount,
@@ -39,6 +40,9 @@ from ._config import (
 )
 
 CLOSE_S: Final = 5.0  # closing idle HTTP connections; never worth holding up a stop for
+CLOCK_RESYNC_S: Final = 300.0
+
+logger = logging.getLogger(__name__)
 
 
 class _Closable(Protocol):
@@ -74,6 +78,18 @@ class LiveVenue:
                 raise ConfigError(self.source, f"{self.key}.symbols[{index}]",
                                   f"{self.name} lists no trading symbol {symbol!r}")
         return [listed[symbol] for symbol in self.symbols]
+
+    async def keep_clocks_synced(self) -> None:
+        """Measure the venue's clock again every CLOCK_RESYNC_S while the daemon runs: after
+        an NTP step or drift every signed request (cancels too) would be refused for its
+        timestamp. A failed measurement keeps the last offset and is logged."""
+        while True:
+            await trio.sleep(CLOCK_RESYNC_S)
+            for sync in self.clock_syncs:
+                try:
+                    await sync()
+                except VenueError as exc:
+                    logger.warning("%s: clock resync failed: %s", self.name, exc)
 
     async def aclose(self) -> None:
         """Close every client, shielded and bounded: this runs while the daemon stops."""

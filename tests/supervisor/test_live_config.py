@@ -11,13 +11,14 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import trio
 from eth_keys.datatypes import PrivateKey
 
-from exchanges import Instrument
+from exchanges import Instrument, VenueTransportError
 from exchanges.backpack import public_key_b64
 from supervisor._assembly import assemble
 from supervisor._config import ConfigError, load_config
-from supervisor._live import LiveVenue
+from supervisor._live import CLOCK_RESYNC_S, LiveVenue
 
 LIVE = Path(__file__).resolve().parents[2] / "examples" / "live.toml"
 
@@ -124,6 +125,25 @@ async def test_open_when_every_symbol_is_listed_then_returns_them_in_config_orde
     venue = LiveVenue(name="aster", key="venues[0]", source="live.toml",
                       symbols=["SOLUSDT", "BTCUSDT"], market=market, accounts={})
     assert [i.symbol for i in await venue.open()] == ["SOLUSDT", "BTCUSDT"]
+
+
+async def test_keep_clocks_synced_when_running_then_measures_again_and_survives_a_failure(
+    autojump_clock, caplog: pytest.LogCaptureFixture
+):
+    calls: list[float] = []
+
+    async def sync() -> int:
+        calls.append(trio.current_time())
+        if len(calls) == 1:
+            raise VenueTransportError("aster", "GET /fapi/v1/time: no response")
+        return 0
+
+    venue = LiveVenue(name="aster", key="venues[0]", source="live.toml", symbols=["BTCUSDT"],
+                      market=_Market(["BTCUSDT"]), accounts={}, clock_syncs=[sync])
+    with trio.move_on_after(2 * CLOCK_RESYNC_S + 1):
+        await venue.keep_clocks_synced()
+    assert calls == [CLOCK_RESYNC_S, 2 * CLOCK_RESYNC_S]
+    assert "aster: clock resync failed" in caplog.text
 
 
 @pytest.mark.parametrize(

@@ -12,14 +12,15 @@ unless ours had to be hashed (see `_client_ids.py`).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from decimal import Decimal
-from typing import Final, TypeVar
+from typing import Final, Generic, TypeVar
 
 import msgspec
 
-from .._exceptions import OrderOutcomeUnknownError, VenueTransportError
+from .._exceptions import OrderOutcomeUnknownError, VenueError, VenueTransportError
 from .._models import (
     Balance,
     Fill,
@@ -36,12 +37,18 @@ from .._models import (
 )
 from ._auth import VENUE
 from ._client_ids import venue_client_id
+from ._errors import error_from_response
 from ._market import FUTURES_WS_URL
 from ._rest import AsterRest
 from ._user_stream import LISTEN_KEY_KEEPALIVE_S, LISTEN_KEY_RETRY_S, OrderUpdate, open_user_stream
 
+MAX_BATCH: Final = 5
+"""Orders per `POST /fapi/v1/batchOrders` (§1.6, §4.13)."""
 MAX_PAGE: Final = 1000
 """`limit` maximum of `userTrades` and `income` (§1.6)."""
+MAX_TRACKED_CLIENT_IDS: Final = 65536
+"""Orders whose client id an account remembers (`_client_ids`, `_ours`); the least recently
+used are forgotten first, and are then looked up (fills) or taken as the venue's id."""
 
 _STATUSES: Final = {
     "NEW": OrderStatus.OPEN,
@@ -60,6 +67,37 @@ _TIFS_IN: Final = {"GTC": TimeInForce.GTC, "IOC": TimeInForce.IOC, "GTX": TimeIn
                    "FOK": TimeInForce.IOC, "HIDDEN": TimeInForce.GTC}
 _MS_TO_NS: Final = 1_000_000
 _T = TypeVar("_T")
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+class LruMap(Generic[_K, _V]):
+    """A dict bounded to `capacity` entries: storing or reading an entry makes it the newest;
+    past `capacity` the oldest is dropped."""
+
+    def __init__(self, capacity: int = MAX_TRACKED_CLIENT_IDS) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be at least 1")
+        self.capacity = capacity
+        self._items: OrderedDict[_K, _V] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
+
+    def __setitem__(self, key: _K, value: _V) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+
+    def get(self, key: _K) -> _V | None:
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -149,9 +187,9 @@ class AsterAccount:
         self._account = account
         self.symbols = list(symbols)
         self._ws_url = ws_url
-        self._client_ids: dict[int, str] = {}
+        self._client_ids: LruMap[int, str] = LruMap()
         """Venue order id → our client id, for fills (userTrades names orders by id only)."""
-        self._ours: dict[str, str] = {}
+        self._ours: LruMap[str, str] = LruMap()
         """Venue client id → ours, for ids we had to hash, filled before the order is sent: its
         first stream update can arrive before the answer that tells us its order id."""
 
@@ -174,27 +212,51 @@ class AsterAccount:
         open: Aster keeps `newClientOrderId` unique among *open* orders (§1.6), so after a lost
         answer reconcile with `get_order` first.
         """
-        params = [("symbol", request.symbol), ("side", request.side.name),
-                  ("type", request.order_type.name)]
-        if request.order_type is OrderType.LIMIT:
-            if request.price is None:
-                raise ValueError(f"LIMIT order {request.client_id} needs a price")
-            params += [("timeInForce", _TIFS_OUT[request.tif]), ("quantity", _dec(request.qty)),
-                       ("price", _dec(request.price))]
-        else:
-            params.append(("quantity", _dec(request.qty)))
-        if request.reduce_only:
-            params.append(("reduceOnly", "true"))
-        sent_id = venue_client_id(request.client_id)
-        if sent_id != request.client_id:
-            self._ours[sent_id] = request.client_id
-        params += [("newClientOrderId", sent_id), ("newOrderRespType", "RESULT")]
+        params = self._order_params(request)
         body = await self._rest.signed("POST", "/fapi/v1/order", params,
                                        client_id=request.client_id, is_order_placement=True)
         try:
             return self._order(_decoded(_Order, body, "new order"), request.client_id)
         except VenueTransportError as exc:  # accepted, but we cannot read what it became
             raise OrderOutcomeUnknownError(VENUE, request.client_id, str(exc)) from None
+
+    async def place_orders(self, requests: Sequence[OrderRequest]) -> list[VenueOrder | VenueError]:
+        """Several orders through `POST /fapi/v1/batchOrders` (§1.6, §4.13): one result per
+        request, in request order, each the placed order or the error it got.
+
+        Not part of `AccountClient` (the paper venue has no batch): an Aster capability.
+        Each order's parameters are `place_order`'s (`_order_params`), sent as a compact JSON
+        list (no spaces, §4.13) of string values in `batchOrders`, at most `MAX_BATCH` per call:
+        longer sequences go out in chunks of `MAX_BATCH`, in order, one after the other.
+        Raises ValueError, before anything is sent, for a request `place_order` would refuse.
+
+        Results:
+        - an order, or its own `{code, msg}` item as the typed error `place_order` would raise
+          for that code (`error_from_response`); an item we cannot read is an unknown outcome;
+        - a chunk whose answer is lost (no response, HTTP 503, an unreadable body) gives every
+          order of it an `OrderOutcomeUnknownError`: reconcile with `get_order`;
+        - a chunk refused as a whole (rate limit, auth, a bad batch) gives every order of it
+          that one error.
+        After a chunk failed as a whole the later chunks are not sent: their orders get a
+        `VenueTransportError` ("not sent"), which is safe to retry with the same client ids.
+        """
+        chunks = [[(r, self._order_params(r)) for r in requests[i:i + MAX_BATCH]]
+                  for i in range(0, len(requests), MAX_BATCH)]
+        results: list[VenueOrder | VenueError] = []
+        failed: VenueError | None = None
+        for chunk in chunks:
+            if failed is not None:
+                results += [VenueTransportError(VENUE, f"{r.client_id} not sent: an earlier "
+                                                       f"batch chunk failed ({failed})")
+                            for r, _ in chunk]
+                continue
+            outcome = await self._place_chunk(chunk)
+            if isinstance(outcome, VenueError):
+                failed = outcome
+                results += [_for_order(outcome, r.client_id) for r, _ in chunk]
+            else:
+                results += outcome
+        return results
 
     async def cancel_order(self, symbol: str, client_id: str) -> VenueOrder:
         body = await self._rest.signed(
@@ -254,9 +316,10 @@ class AsterAccount:
     async def fills(self, since_ns: int) -> list[Fill]:
         """`GET /fapi/v1/userTrades` for each of `symbols`, paged by `fromId`.
 
-        Aster numbers trades per symbol, so `fill_id` is `<symbol>:<id>`. `commission` is taken
-        as paid (positive). The client id comes from orders seen by this object, else from one
-        `GET /fapi/v1/order` by `orderId`.
+        Aster numbers trades per symbol and both sides of a trade share its id, so `fill_id`
+        is `<symbol>:<id>:<orderId>` (two of our accounts can be the two sides). `commission`
+        is taken as paid (positive). The client id comes from orders seen by this object, else
+        from one `GET /fapi/v1/order` by `orderId`.
         """
         fills = []
         for symbol in self.symbols:
@@ -309,6 +372,66 @@ class AsterAccount:
     # -----------------------------------------------------------------------------------------
     # Private
 
+    def _order_params(self, request: OrderRequest) -> list[tuple[str, str]]:
+        """`place_order`'s parameters for `request`, exact decimal strings, in the order sent;
+        the mapping of a hashed client id is recorded here, before anything is sent.
+        ValueError for a LIMIT order without a price."""
+        params = [("symbol", request.symbol), ("side", request.side.name),
+                  ("type", request.order_type.name)]
+        if request.order_type is OrderType.LIMIT:
+            if request.price is None:
+                raise ValueError(f"LIMIT order {request.client_id} needs a price")
+            params += [("timeInForce", _TIFS_OUT[request.tif]), ("quantity", _dec(request.qty)),
+                       ("price", _dec(request.price))]
+        else:
+            params.append(("quantity", _dec(request.qty)))
+        if request.reduce_only:
+            params.append(("reduceOnly", "true"))
+        sent_id = venue_client_id(request.client_id)
+        if sent_id != request.client_id:
+            self._ours[sent_id] = request.client_id
+        params += [("newClientOrderId", sent_id), ("newOrderRespType", "RESULT")]
+        return params
+
+    async def _place_chunk(self, chunk: Sequence[tuple[OrderRequest, list[tuple[str, str]]]],
+                           ) -> list[VenueOrder | VenueError] | VenueError:
+        """One `batchOrders` call: a result per order, or the error of the whole call."""
+        batch = msgspec.json.encode([dict(params) for _, params in chunk]).decode()
+        ids = ",".join(r.client_id for r, _ in chunk)
+        try:
+            body = await self._rest.signed("POST", "/fapi/v1/batchOrders",
+                                           [("batchOrders", batch)], client_id=ids,
+                                           is_order_placement=True)
+        except VenueError as exc:
+            return exc
+        try:
+            items = msgspec.json.decode(body, type=list[msgspec.Raw])
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            return OrderOutcomeUnknownError(VENUE, ids, f"batch: unexpected answer: {exc}")
+        if len(items) != len(chunk):
+            return OrderOutcomeUnknownError(VENUE, ids, f"batch: {len(items)} results for "
+                                                        f"{len(chunk)} orders")
+        return [self._batch_item(item, request.client_id)
+                for item, (request, _) in zip(items, chunk, strict=True)]
+
+    def _batch_item(self, item: msgspec.Raw, client_id: str) -> VenueOrder | VenueError:
+        """One item of a `batchOrders` answer: an order, or a `{code, msg}` translated as the
+        venue's answer to a single order (HTTP 400 with that body) would be; an item that is
+        neither leaves that order's outcome unknown."""
+        try:
+            fields = msgspec.json.decode(item, type=dict[str, object])
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            return OrderOutcomeUnknownError(VENUE, client_id, f"batch item unreadable: {exc}")
+        if "code" in fields and "orderId" not in fields:
+            error = error_from_response(400, bytes(item), {}, client_id=client_id,
+                                        is_order_placement=True)
+            if error is not None:
+                return error
+        try:
+            return self._order(_decoded(_Order, bytes(item), "batch order"), client_id)
+        except VenueTransportError as exc:  # placed, but we cannot read what it became
+            return OrderOutcomeUnknownError(VENUE, client_id, str(exc))
+
     async def _trades(self, symbol: str, since_ms: int) -> list[_Trade]:
         params = [("symbol", symbol), ("startTime", str(since_ms)), ("limit", str(MAX_PAGE))]
         trades: list[_Trade] = []
@@ -328,8 +451,9 @@ class AsterAccount:
             body = await self._rest.signed("GET", "/fapi/v1/order", [
                 ("symbol", trade.symbol), ("orderId", str(trade.orderId))])
             client_id = self._order(_decoded(_Order, body, "query order"), None).client_id
-        return Fill(venue=VENUE, account=self._account, fill_id=_fill_id(trade.symbol, trade.id),
-                    client_id=client_id, venue_order_id=str(trade.orderId), symbol=trade.symbol,
+        return Fill(venue=VENUE, account=self._account,
+                    fill_id=_fill_id(trade.symbol, trade.id, trade.orderId), client_id=client_id,
+                    venue_order_id=str(trade.orderId), symbol=trade.symbol,
                     side=_side(trade.side), qty=trade.qty, price=trade.price,
                     fee=trade.commission, fee_asset=trade.commissionAsset,
                     liquidity=Liquidity.MAKER if trade.maker else Liquidity.TAKER,
@@ -357,11 +481,12 @@ class AsterAccount:
 
     def _client_id(self, order_id: int, venue_id: str) -> str:
         """Ours for a venue order: known by order id, else by the (hashed) id we sent, else
-        the venue's, which is ours unless we hashed it in another process."""
+        the venue's, which is ours unless we hashed it in another process (or forgot it)."""
         known = self._client_ids.get(order_id)
         if known is not None:
             return known
-        return self._ours.get(venue_id, venue_id)
+        ours = self._ours.get(venue_id)
+        return ours if ours is not None else venue_id
 
     def _stream_order(self, update: OrderUpdate, event_ms: int) -> VenueOrder:
         """An `ORDER_TRADE_UPDATE` as the REST order it describes, through `_order`."""
@@ -374,7 +499,8 @@ class AsterAccount:
     def _stream_fill(self, update: OrderUpdate) -> Fill:
         """The TRADE execution of an `ORDER_TRADE_UPDATE`, with the id `fills()` gives it.
         `n` is taken as paid (positive), like `commission`."""
-        return Fill(venue=VENUE, account=self._account, fill_id=_fill_id(update.s, update.t),
+        return Fill(venue=VENUE, account=self._account,
+                    fill_id=_fill_id(update.s, update.t, update.i),
                     client_id=self._client_id(update.i, update.c),
                     venue_order_id=str(update.i), symbol=update.s, side=_side(update.S),
                     qty=update.l, price=update.L, fee=update.n, fee_asset=update.N,
@@ -382,9 +508,20 @@ class AsterAccount:
                     ts_venue_ns=update.T * _MS_TO_NS)
 
 
-def _fill_id(symbol: str, trade_id: int) -> str:
-    """Aster numbers trades per symbol: `<symbol>:<id>`, the same from REST and the stream."""
-    return f"{symbol}:{trade_id}"
+def _for_order(error: VenueError, client_id: str) -> VenueError:
+    """A whole chunk's error as one order's result: an unknown outcome names that order."""
+    if isinstance(error, OrderOutcomeUnknownError):
+        return OrderOutcomeUnknownError(VENUE, client_id, f"its batch call: {error}")
+    return error
+
+
+def _fill_id(symbol: str, trade_id: int, order_id: int) -> str:
+    """`<symbol>:<tradeId>:<orderId>`, the same from REST and the stream, futures and spot.
+
+    Aster numbers trades per symbol, and the buyer and the seller of one trade get the same
+    trade id: the order id keeps them apart when both are our accounts (the journal keys
+    fills by (venue, fill_id))."""
+    return f"{symbol}:{trade_id}:{order_id}"
 
 
 def _side(text: str) -> Side:

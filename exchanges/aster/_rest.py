@@ -28,7 +28,11 @@ from ._errors import error_from_response
 from ._instruments import instruments_from_exchange_info
 
 FUTURES_BASE_URL: Final = "https://fapi.asterdex.com"
-"""Futures REST base (§1.2); paths are `/fapi/v1/...`, `/fapi/v2/...`."""
+"""Futures REST base (§1.2); paths are `/fapi/v1/...`, `/fapi/v2/...` (V1 HMAC auth) and
+`/fapi/v3/...` (V3 API-wallet auth, see `signed_path`)."""
+
+_V3_PREFIX: Final = "/fapi/v3/"
+_V1_V2_PREFIXES: Final = ("/fapi/v1/", "/fapi/v2/")
 
 LISTEN_KEY_PATH: Final = "/fapi/v1/listenKey"
 """POST creates (or returns the active), PUT extends, DELETE closes the user-stream key (§1.8)."""
@@ -53,6 +57,29 @@ _LISTEN_KEY: Final = msgspec.json.Decoder(_ListenKey)
 
 def _encode(params: Params) -> str:
     return str(httpx.QueryParams(list(params)))
+
+
+def signed_path(path: str, auth: AsterHmacAuth | AsterWalletAuth | None) -> str:
+    """The path a signed call to `path` goes to under `auth`.
+
+    V1 HMAC auth (or none): `path` unchanged. V3 API-wallet auth: `/fapi/v1/<name>` and
+    `/fapi/v2/<name>` become `/fapi/v3/<name>`; any other path (spot `/api/v1/...`,
+    `/fapi/v4/account`, one already under `/fapi/v3/`) is unchanged.
+
+    Source: venues.md §1.6, "V3 uses the same names under `/fapi/v3/`", and §1.2 (AF1, AF3:
+    V3 paths are `/fapi/v3/...`); AF3 shows `POST /fapi/v3/order` and `/fapi/v3/noop` signed
+    this way (§1.4). Unconfirmed: that *every* name we use exists under `/fapi/v3/` under the
+    same name. In particular V1 has `positionRisk` and `balance` only under `/fapi/v2/`, and
+    venues.md does not list the V3 names one by one; it says "same names", which is what this
+    follows. Only signed calls are mapped: public endpoints (`time`, `exchangeInfo`, `depth`)
+    go through `public()` and stay on V1 whatever the auth. The listen-key calls go through
+    `signed()`, so under V3 they are `/fapi/v3/listenKey` (same caveat).
+    """
+    if isinstance(auth, AsterWalletAuth):
+        for prefix in _V1_V2_PREFIXES:
+            if path.startswith(prefix):
+                return _V3_PREFIX + path.removeprefix(prefix)
+    return path
 
 
 class AsterRest:
@@ -130,7 +157,8 @@ class AsterRest:
     # USER_STREAM endpoints need only the API key (§1.3), but we send them through `signed()`:
     # it is the one path that works for both schemes (V3 wallet auth has no API-key header at
     # all, only a signature), the venue ignores the extra signed parameters, and it keeps one
-    # authenticated code path instead of two.
+    # authenticated code path instead of two. Being signed calls, under V3 wallet auth they go
+    # to `/fapi/v3/listenKey` (`signed_path`).
 
     async def new_listen_key(self) -> str:
         """`POST /fapi/v1/listenKey`: the account's listen key, valid 60 min. While one is
@@ -162,7 +190,9 @@ class AsterRest:
 
     async def signed(self, method: str, path: str, params: Params = (), *,
                      client_id: str | None = None, is_order_placement: bool = False) -> bytes:
-        """A signed (TRADE / USER_DATA) call; the response body on success.
+        """A signed (TRADE / USER_DATA) call; the response body on success. `path` is the V1
+        name (`/fapi/v1/...`, `/fapi/v2/...`); under V3 wallet auth it is sent to
+        `signed_path(path, auth)`, i.e. `/fapi/v3/...`.
 
         `client_id` is the order id the call concerns (named in errors); set
         `is_order_placement` when the call can create an order, so that a lost answer raises
@@ -170,8 +200,8 @@ class AsterRest:
         """
         if self.auth is None:
             raise VenueAuthError(VENUE, "no credentials configured")
-        return await self._send(method, path, params, signed=True, client_id=client_id,
-                                is_order_placement=is_order_placement)
+        return await self._send(method, signed_path(path, self.auth), params, signed=True,
+                                client_id=client_id, is_order_placement=is_order_placement)
 
     async def _send(self, method: str, path: str, params: Params, *, signed: bool,
                     client_id: str | None, is_order_placement: bool) -> bytes:

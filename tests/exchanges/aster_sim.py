@@ -1,11 +1,19 @@
-"""An in-memory Aster futures venue (V1 HMAC) for adapter tests (venues.md §1.3, §1.6, §1.9).
+"""An in-memory Aster futures venue (V1 HMAC, and V3 API wallet when registered) for adapter
+tests (venues.md §1.3, §1.4, §1.6, §1.9).
 
 `AsterSimulator.handle` is a plain `httpx.Request -> httpx.Response` function: mount it with
 `httpx.MockTransport(sim.handle)` today, or behind a loopback HTTP server later, unchanged.
 
 It checks what the venue checks, the way the doc says: the `X-MBX-APIKEY` header, the HMAC
 signature recomputed over query + body exactly as sent (§1.3), `timestamp` against its own
-(injectable) clock and `recvWindow`, and the symbol filters. Matching is deliberately simple:
+(injectable) clock and `recvWindow`, and the symbol filters. With V3 credentials registered
+(`wallet_user`, `wallet_signer`) it also serves `/fapi/v3/<name>`, routed to the handler of
+`/fapi/v1/<name>` or `/fapi/v2/<name>` ("V3 uses the same names", §1.6), authenticated the V3
+way (§1.4) independently of the adapter's signing code: `user`, `signer`, `nonce` (µs) and
+`signature` last; the EIP-712 signer is recovered with eth-account over the parameter string
+as sent, minus `&signature=...`; the nonce must be within 10 s of the sim's clock and not one of
+the user's last 100. `/fapi/v3` takes only V3 auth and `/fapi/v1`/`/fapi/v2` only V1 auth (a V3
+request there has no API-key header). Matching is deliberately simple:
 each symbol has a settable top of book with unlimited size; a marketable LIMIT GTC/IOC or a
 MARKET order fills completely at the touch, a non-marketable IOC expires, a LIMIT GTC rests.
 Errors use the documented codes and words; where the doc is silent the choice is noted at the
@@ -49,6 +57,8 @@ from urllib.parse import parse_qsl
 import httpx
 import trio
 import trio_websocket
+from eth_account import Account
+from eth_account.messages import encode_typed_data
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketServer
 
 from exchanges import Instrument
@@ -79,13 +89,27 @@ MISSING_SYMBOL = (400, -1102, "Mandatory parameter 'symbol' was not sent.")  # B
 UNKNOWN_SYMBOL = (400, -1121, "Invalid symbol.")
 NOT_FOUND = (404, -1000, "Unknown path.")  # ours
 INVALID_LISTEN_KEY = (400, -1125, "This listenKey does not exist.")  # Binance's words for -1125
+NONCE_EXPIRED = (400, -4225, "Nonce Expired")
+"""AF3's demo output (§1.4), for a nonce below the oldest of the last 100. We also give it to a
+nonce more than 10 s from the sim's clock, either way (the doc names no code for that)."""
+DUPLICATE_NONCE = (400, -4226, "Duplicate nonce.")
+"""Ours, code and words: AF3 says a reused nonce is rejected as a duplicate, with no code."""
 STATUS_UNKNOWN = (503, -1007, "Timeout waiting for response from backend server. Send status "
                               "unknown; execution status unknown.")  # Binance -1007
+
+BAD_BATCH = (400, -1130, "Data sent for parameter 'batchOrders' is not valid.")
+"""The doc gives no code for an over-long or malformed `batchOrders`; -1130 is Binance's
+INVALID_PARAMETER, with its words."""
+MAX_BATCH_ORDERS = 5  # §1.6, §4.13
 
 PUBLIC_PATHS = frozenset({"/fapi/v1/time", "/fapi/v1/exchangeInfo"})
 LISTEN_KEY_PATH = "/fapi/v1/listenKey"
 USER_STREAM_PATHS = frozenset({LISTEN_KEY_PATH})
 """USER_STREAM security (§1.3): the API key is enough; a signature, if sent, must be valid."""
+V3_PREFIX = "/fapi/v3/"
+V3_NONCE_WINDOW_US = 10_000_000  # AF3 §V3 Nonce Mechanism (§1.4): within 10 s of server time
+V3_NONCES_KEPT = 100  # ... and the user's most recent 100 nonces are kept
+V3_CHAIN_ID = 1666  # mainnet EIP-712 chainId (§1.4)
 LISTEN_KEY_LIFETIME_MS = 60 * 60 * 1000
 FUNDING_INTERVAL_MS = 8 * 60 * 60 * 1000
 """Default next-funding time for marks nobody set: the next 8 h boundary."""
@@ -169,7 +193,8 @@ class Received:
 
 
 class AsterSimulator:
-    """A futures venue with one account (`api_key`, `secret`) and the given instruments.
+    """A futures venue with one account (`api_key`, `secret`; also reachable with V3 API-wallet
+    auth when `wallet_user` and `wallet_signer` are given) and the given instruments.
 
     `clock_ms` is the venue's clock (ms). `received` records every request as sent; tests
     assert on the exact bytes there. Fault injection: `fail_next(path, status)`.
@@ -178,9 +203,15 @@ class AsterSimulator:
     def __init__(self, *, api_key: str, secret: str, instruments: Sequence[Instrument],
                  clock_ms: Callable[[], int], quote_balance: Decimal = Decimal(10_000),
                  taker_fee_rate: Decimal = Decimal("0.0004"),
-                 maker_fee_rate: Decimal = Decimal("0.0002")) -> None:
+                 maker_fee_rate: Decimal = Decimal("0.0002"), wallet_user: str | None = None,
+                 wallet_signer: str | None = None) -> None:
         self._api_key = api_key
         self._secret = secret
+        self._wallet_user = wallet_user
+        self._wallet_signer = wallet_signer
+        """V3 credentials (§1.4): the main wallet and the API wallet's address; both or none."""
+        self._nonces: list[int] = []
+        """The V3 user's kept nonces, ascending: the highest V3_NONCES_KEPT accepted so far."""
         self.clock_ms = clock_ms
         self.instruments = {i.symbol: i for i in instruments}
         self.books: dict[str, tuple[Decimal, Decimal]] = {}
@@ -290,7 +321,9 @@ class AsterSimulator:
                 return _error((fault.status, -1003, "Too many requests."), headers)
             return httpx.Response(fault.status, text="Service Unavailable", headers=headers)
         try:
-            if path in USER_STREAM_PATHS and "signature" not in params:
+            if path.startswith(V3_PREFIX):
+                self._authenticate_v3(query, body, params)
+            elif path in USER_STREAM_PATHS and "signature" not in params:
                 if request.headers.get("X-MBX-APIKEY") != self._api_key:
                     raise _Reject(BAD_API_KEY)
             elif path not in PUBLIC_PATHS:
@@ -327,11 +360,57 @@ class AsterSimulator:
         if not (timestamp < now + 1000 and now - timestamp <= recv_window):
             raise _Reject(BAD_TIMESTAMP)
 
+    def _authenticate_v3(self, query: str, body: str, params: dict[str, str]) -> None:
+        """V3 API-wallet auth (§1.4), checked from the bytes as sent."""
+        if self._wallet_user is None or self._wallet_signer is None:
+            raise _Reject(BAD_SIGNATURE)  # no V3 account here: the venue cannot verify it
+        if any(name not in params for name in ("user", "signer", "nonce", "signature")):
+            raise _Reject(BAD_SIGNATURE)  # e.g. a V1 request sent to /fapi/v3
+        if query and body:
+            raise _Reject(BAD_SIGNATURE)  # ours: AF3 signs one parameter string, not two
+        sent = body or query
+        suffix = f"&signature={params['signature']}"
+        if not sent.endswith(suffix):
+            raise _Reject(BAD_SIGNATURE)  # the signature must be the last parameter
+        msg = sent[: -len(suffix)]
+        typed_data = {
+            "types": {"EIP712Domain": [{"name": "name", "type": "string"},
+                                       {"name": "version", "type": "string"},
+                                       {"name": "chainId", "type": "uint256"},
+                                       {"name": "verifyingContract", "type": "address"}],
+                      "Message": [{"name": "msg", "type": "string"}]},
+            "primaryType": "Message",
+            "domain": {"name": "AsterSignTransaction", "version": "1", "chainId": V3_CHAIN_ID,
+                       "verifyingContract": "0x" + "0" * 40},
+            "message": {"msg": msg}}
+        try:
+            recovered = Account.recover_message(encode_typed_data(full_message=typed_data),
+                                                signature=params["signature"])
+        except Exception:  # malformed signature: eth-account raises several kinds
+            raise _Reject(BAD_SIGNATURE) from None
+        if (recovered.lower() != self._wallet_signer.lower()
+                or params["signer"].lower() != self._wallet_signer.lower()):
+            raise _Reject(BAD_SIGNATURE)
+        if params["user"].lower() != self._wallet_user.lower():
+            raise _Reject(BAD_API_KEY)
+        try:
+            nonce = int(params["nonce"])
+        except ValueError:
+            raise _Reject(NONCE_EXPIRED) from None
+        if abs(nonce - self.clock_ms() * 1000) > V3_NONCE_WINDOW_US:
+            raise _Reject(NONCE_EXPIRED)
+        if nonce in self._nonces:
+            raise _Reject(DUPLICATE_NONCE)
+        if len(self._nonces) >= V3_NONCES_KEPT and nonce < min(self._nonces):
+            raise _Reject(NONCE_EXPIRED)
+        self._nonces = sorted([*self._nonces, nonce])[-V3_NONCES_KEPT:]
+
     def _route(self, method: str, path: str, params: dict[str, str]) -> Any:
         routes: dict[tuple[str, str], Callable[[dict[str, str]], Any]] = {
             ("GET", "/fapi/v1/time"): lambda _: {"serverTime": self.clock_ms()},
             ("GET", "/fapi/v1/exchangeInfo"): lambda _: self._exchange_info(),
             ("POST", "/fapi/v1/order"): self._new_order,
+            ("POST", "/fapi/v1/batchOrders"): self._batch_orders,
             ("DELETE", "/fapi/v1/order"): self._cancel,
             ("GET", "/fapi/v1/order"): lambda p: self._find(p, UNKNOWN_ORDER).as_json(),
             ("GET", "/fapi/v1/openOrders"): lambda p: [
@@ -347,6 +426,10 @@ class AsterSimulator:
             ("DELETE", LISTEN_KEY_PATH): self._close_listen_key,
         }
         route = routes.get((method, path))
+        if route is None and path.startswith(V3_PREFIX):  # same names as V1/V2 (§1.6)
+            name = path.removeprefix(V3_PREFIX)
+            route = (routes.get((method, f"/fapi/v1/{name}"))
+                     or routes.get((method, f"/fapi/v2/{name}")))
         if route is None:
             raise _Reject(NOT_FOUND)
         return route(params)
@@ -372,6 +455,27 @@ class AsterSimulator:
         if instrument is None:
             raise _Reject(UNKNOWN_SYMBOL)
         return instrument
+
+    def _batch_orders(self, params: dict[str, str]) -> list[dict[str, Any]]:
+        """`POST /fapi/v1/batchOrders` (§1.6, §4.13): `batchOrders` is a JSON list of 1 to
+        `MAX_BATCH_ORDERS` orders of string values, each placed as `POST /fapi/v1/order`
+        places one; a rejected order is its own `{code, msg}` item; results in request order.
+        The venue runs the orders concurrently; the sim runs them one after the other."""
+        try:
+            orders = json.loads(params.get("batchOrders", ""))
+        except ValueError:
+            raise _Reject(BAD_BATCH) from None
+        if not (isinstance(orders, list) and 1 <= len(orders) <= MAX_BATCH_ORDERS
+                and all(isinstance(o, dict) and all(isinstance(v, str) for v in o.values())
+                        for o in orders)):
+            raise _Reject(BAD_BATCH)
+        results: list[dict[str, Any]] = []
+        for order in orders:
+            try:
+                results.append(self._new_order(order))
+            except _Reject as rejection:
+                results.append({"code": rejection.error[1], "msg": rejection.error[2]})
+        return results
 
     def _new_order(self, params: dict[str, str]) -> dict[str, Any]:
         instrument = self._instrument(params)

@@ -30,6 +30,9 @@ User stream (Binance spot shape, as the spot doc shows it): `POST /api/v1/listen
 events (flat, unlike futures' `ORDER_TRADE_UPDATE.o`) become a `Fill` (when `x == "TRADE"`)
 followed by the `VenueOrder`; `listenKeyExpired` ends the stream with `VenueTransportError`;
 `outboundAccountPosition` (balances) and anything else is skipped: balances are read over REST.
+An unreadable frame that may carry a fill or order state (not JSON, a malformed
+`executionReport` or `listenKeyExpired`, an unknown side or status) ends the stream with
+`VenueTransportError` after any fill already read from it, as on futures (`_user_stream.py`).
 Binance spot names a cancelled order by `C` (original client id) with `c` the cancel request's
 id; the Aster spot doc shows only `c`, so `C` is used when present and non-empty, else `c`.
 """
@@ -73,6 +76,7 @@ from ._account import (
     _TIFS_IN,
     _TIFS_OUT,
     MAX_PAGE,
+    LruMap,
     _dec,
     _decoded,
     _fill_id,
@@ -84,7 +88,13 @@ from ._auth import VENUE
 from ._client_ids import venue_client_id
 from ._rest import AsterRest
 from ._spot_market import SPOT_WS_URL, spot_server_time_ms
-from ._user_stream import LISTEN_KEY_KEEPALIVE_S, LISTEN_KEY_RETRY_S, _OrderSequencer, _single
+from ._user_stream import (
+    LISTEN_KEY_KEEPALIVE_S,
+    LISTEN_KEY_RETRY_S,
+    _OrderSequencer,
+    _single,
+    unreadable_update,
+)
 
 SPOT_LISTEN_KEY_PATH: Final = "/api/v1/listenKey"
 """POST creates (or returns the active), PUT extends, DELETE closes; PUT/DELETE take
@@ -162,7 +172,8 @@ _KNOWN: Final = frozenset({"executionReport", "listenKeyExpired"})
 
 
 class _Malformed(Exception):
-    """A frame we cannot read; the message is msgspec's reason (paths, never values)."""
+    """A frame we cannot read; the message is msgspec's reason (paths, never values). Every
+    event we read may carry a fill or order state, so it ends the stream."""
 
 
 def _decode(raw: str | bytes) -> _ExecutionReport | _ListenKeyExpired | None:
@@ -225,15 +236,15 @@ class SpotUserFrames:
             except ConnectionClosed as exc:
                 if self._failure is not None:
                     raise self._failure from None
-                error = closed_error(VENUE, exc, what=WHAT)
+                error = closed_error(VENUE, exc, what=WHAT, ws=self._ws)
                 if error is None:
                     raise StopAsyncIteration from None
                 raise error from None
             try:
                 event = _decode(raw)
             except _Malformed as exc:
-                logger.warning("%s %s: skipped malformed frame: %s", VENUE, WHAT, exc)
-                continue
+                logger.error("%s %s: unreadable frame, reconnecting: %s", VENUE, WHAT, exc)
+                raise VenueTransportError(VENUE, f"{WHAT}: unreadable frame: {exc}") from None
             if event is None:
                 logger.debug("%s %s: skipped an event type we do not handle", VENUE, WHAT)
             elif isinstance(event, _ListenKeyExpired):
@@ -248,14 +259,19 @@ class SpotUserFrames:
         await self._ws.aclose()
 
     def _execution(self, event: _ExecutionReport) -> None:
+        """Queue the fill and the order state; one we cannot map ends the stream after
+        whatever was read (`_user_stream.unreadable_update`)."""
         try:
             fill = self._account._stream_fill(event) if event.x == "TRADE" else None
-            order = self._account._stream_order(event)
-        except VenueTransportError as exc:  # an unknown status or side: reconcile will see it
-            logger.warning("%s %s: skipped unreadable order update: %s", VENUE, WHAT, exc)
-            return
+        except VenueTransportError as exc:
+            raise unreadable_update(WHAT, "fill", exc) from None
         if fill is not None:
             self._ready.append(fill)
+        try:
+            order = self._account._stream_order(event)
+        except VenueTransportError as exc:
+            self._failure = unreadable_update(WHAT, "order update", exc)
+            return
         if self._sequencer.admit(order, event.E):
             self._ready.append(order)
 
@@ -285,9 +301,9 @@ class AsterSpotAccount:
         self._account = account
         self.symbols = list(symbols)
         self._ws_url = ws_url
-        self._client_ids: dict[int, str] = {}
+        self._client_ids: LruMap[int, str] = LruMap()
         """Venue order id → our client id, for fills (userTrades names orders by id only)."""
-        self._ours: dict[str, str] = {}
+        self._ours: LruMap[str, str] = LruMap()
         """Venue client id → ours, for ids we had to hash (see `_client_ids.py`)."""
 
     @property
@@ -407,7 +423,7 @@ class AsterSpotAccount:
     async def fills(self, since_ns: int) -> list[Fill]:
         """`GET /api/v1/userTrades` for each of `symbols`, paged by `fromId`.
 
-        `fill_id` is `<symbol>:<id>` (trades are numbered per symbol). `commission` is taken
+        `fill_id` is `<symbol>:<id>:<orderId>` (`_account._fill_id`). `commission` is taken
         as paid (positive), in `commissionAsset` (on spot usually the asset received).
         """
         fills = []
@@ -502,8 +518,9 @@ class AsterSpotAccount:
             body = await self._rest.signed("GET", "/api/v1/order", [
                 ("symbol", trade.symbol), ("orderId", str(trade.orderId))])
             client_id = self._order(_decoded(_Order, body, "query order"), None).client_id
-        return Fill(venue=VENUE, account=self._account, fill_id=_fill_id(trade.symbol, trade.id),
-                    client_id=client_id, venue_order_id=str(trade.orderId), symbol=trade.symbol,
+        return Fill(venue=VENUE, account=self._account,
+                    fill_id=_fill_id(trade.symbol, trade.id, trade.orderId), client_id=client_id,
+                    venue_order_id=str(trade.orderId), symbol=trade.symbol,
                     side=_side(trade.side), qty=trade.qty, price=trade.price,
                     fee=trade.commission, fee_asset=trade.commissionAsset,
                     liquidity=Liquidity.MAKER if trade.maker else Liquidity.TAKER,
@@ -532,7 +549,8 @@ class AsterSpotAccount:
         known = self._client_ids.get(order_id)
         if known is not None:
             return known
-        return self._ours.get(venue_id, venue_id)
+        ours = self._ours.get(venue_id)
+        return ours if ours is not None else venue_id
 
     def _stream_order(self, event: _ExecutionReport) -> VenueOrder:
         return self._order(_Order(
@@ -543,7 +561,7 @@ class AsterSpotAccount:
 
     def _stream_fill(self, event: _ExecutionReport) -> Fill:
         """The TRADE execution of an `executionReport`, with the id `fills()` gives it."""
-        return Fill(venue=VENUE, account=self._account, fill_id=_fill_id(event.s, event.t),
+        return Fill(venue=VENUE, account=self._account, fill_id=_fill_id(event.s, event.t, event.i),
                     client_id=self._client_id(event.i, event.client_order_id),
                     venue_order_id=str(event.i), symbol=event.s, side=_side(event.S),
                     qty=event.l, price=event.L, fee=event.n, fee_asset=event.N,

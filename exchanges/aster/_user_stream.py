@@ -9,7 +9,8 @@ REST answers and the stream share one mapping (client ids, statuses, time in for
 Events:
 
 - `ORDER_TRADE_UPDATE` → a `VenueOrder`; when `x == "TRADE"` first a `Fill` (id
-  `<symbol>:<t>`, the id `fills()` gives the same trade, so the journal dedupes the two).
+  `<symbol>:<t>:<i>`, the id `fills()` gives the same trade, so the journal dedupes the two;
+  the order id tells apart the two sides of one trade when both are our accounts).
 - `ACCOUNT_UPDATE` with reason `FUNDING_FEE` → the new `FundingPayment`s, read over REST
   (`GET /fapi/v1/income`): a cross-margin funding update carries a balance but no symbol or
   position, so the stream alone cannot say which payment it was. Other reasons are ignored:
@@ -25,8 +26,14 @@ cumulative filled qty `z`, or the same `z` and an earlier event time `E`; and on
 status (filled, cancelled, expired, rejected) was passed on, a non-terminal one never is.
 Dropped updates are stale, never lost information: their fills went out anyway.
 
-Error handling: a frame we cannot read is logged (one line, the reason but never the payload:
-it carries account data) and skipped; the stream stays up. A close with 1000 or 1001 (e.g.
+Error handling: a frame that may carry a fill or an order state and that we cannot read (not
+JSON, a malformed `ORDER_TRADE_UPDATE` or `listenKeyExpired`, an unknown side or status)
+ends the stream with `VenueTransportError`: the caller reconnects and reconciles over REST
+at once instead of missing that fill until some later reconnect. A fill already read from
+such a frame is passed on first (an unknown order status does not lose its fill). Frames we
+do not need (other event types, a malformed `ACCOUNT_UPDATE`: funding is read over REST from
+a cursor, so the next one catches up) are logged (one line, the reason but never the payload:
+it carries account data) and skipped. A close with 1000 or 1001 (e.g.
 the venue's planned 24 h disconnect) ends the iterator; any other close, a failed connect or
 an expired key raises `VenueTransportError`. A failed keepalive is logged and retried after
 `retry_s`; a keepalive the venue refuses for good (unknown key -1125, or bad credentials)
@@ -53,7 +60,7 @@ import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection
 
 from .._exceptions import VenueAuthError, VenueError, VenueRejectedError, VenueTransportError
-from .._market_ws import closed_error, open_stream_websocket
+from .._market_ws import closed_error, open_stream_websocket, single_exception
 from .._models import Fill, FundingPayment, UserEvent, VenueOrder
 from ._auth import VENUE
 from ._rest import AsterRest
@@ -130,10 +137,18 @@ _Event = _OrderTradeUpdate | _AccountUpdate | _ListenKeyExpired
 _EVENT: Final = msgspec.json.Decoder(_Event)
 _HEAD: Final = msgspec.json.Decoder(_Head)
 _KNOWN: Final = frozenset({"ORDER_TRADE_UPDATE", "ACCOUNT_UPDATE", "listenKeyExpired"})
+_SKIPPABLE: Final = frozenset({"ACCOUNT_UPDATE"})
+"""Known events whose loss costs nothing (module docstring); other unreadable frames end the
+stream."""
 
 
 class _Malformed(Exception):
-    """A frame we cannot read; the message is msgspec's reason (paths, never values)."""
+    """A frame we cannot read; the message is msgspec's reason (paths, never values).
+    `fatal`: it may have carried a fill or order state, so the stream must end."""
+
+    def __init__(self, reason: str, *, fatal: bool) -> None:
+        super().__init__(reason)
+        self.fatal = fatal
 
 
 def _decode(raw: str | bytes) -> _Event | None:
@@ -144,12 +159,12 @@ def _decode(raw: str | bytes) -> _Event | None:
         try:
             kind = _HEAD.decode(raw).e
         except msgspec.DecodeError:
-            raise _Malformed(str(exc)) from None
+            raise _Malformed(str(exc), fatal=True) from None
         if kind not in _KNOWN:
             return None
-        raise _Malformed(f"{kind}: {exc}") from None
+        raise _Malformed(f"{kind}: {exc}", fatal=kind not in _SKIPPABLE) from None
     if isinstance(event, _OrderTradeUpdate) and not event.o.is_finite():
-        raise _Malformed("ORDER_TRADE_UPDATE: non-finite number")
+        raise _Malformed("ORDER_TRADE_UPDATE: non-finite number", fatal=True)
     return event
 
 
@@ -217,13 +232,17 @@ class UserFrames:
             except ConnectionClosed as exc:
                 if self._failure is not None:
                     raise self._failure from None
-                error = closed_error(VENUE, exc, what=WHAT)
+                error = closed_error(VENUE, exc, what=WHAT, ws=self._ws)
                 if error is None:
                     raise StopAsyncIteration from None
                 raise error from None
             try:
                 event = _decode(raw)
             except _Malformed as exc:
+                if exc.fatal:
+                    logger.error("%s %s: unreadable frame, reconnecting: %s", VENUE, WHAT, exc)
+                    raise VenueTransportError(
+                        VENUE, f"{WHAT}: unreadable frame: {exc}") from None
                 logger.warning("%s %s: skipped malformed frame: %s", VENUE, WHAT, exc)
                 continue
             await self._handle(event)
@@ -246,14 +265,19 @@ class UserFrames:
             raise VenueTransportError(VENUE, f"{WHAT}: listen key expired")
 
     def _order_update(self, event: _OrderTradeUpdate) -> None:
+        """Queue the fill and the order state; one we cannot map (an unknown side or status)
+        ends the stream after whatever was read (see `unreadable_update`)."""
         try:
             fill = self._fill_of(event.o) if event.o.x == "TRADE" else None
-            order = self._order_of(event.o, event.E)
-        except VenueTransportError as exc:  # an unknown status or side: reconcile will see it
-            logger.warning("%s %s: skipped unreadable order update: %s", VENUE, WHAT, exc)
-            return
+        except VenueTransportError as exc:
+            raise unreadable_update(WHAT, "fill", exc) from None
         if fill is not None:
             self._ready.append(fill)
+        try:
+            order = self._order_of(event.o, event.E)
+        except VenueTransportError as exc:
+            self._failure = unreadable_update(WHAT, "order update", exc)
+            return
         if self._sequencer.admit(order, event.E):
             self._ready.append(order)
         else:
@@ -266,6 +290,13 @@ class UserFrames:
         if payments:
             self._funding_since_ns = max(p.ts_venue_ns for p in payments) + 1
         self._ready.extend(payments)
+
+
+def unreadable_update(what: str, part: str, exc: VenueTransportError) -> VenueTransportError:
+    """The error that ends a stream whose `part` ("fill", "order update") we cannot map: the
+    reconnect reconciles over REST, which raises for it or reads what it became."""
+    logger.error("%s %s: unreadable %s, reconnecting: %s", VENUE, what, part, exc)
+    return VenueTransportError(VENUE, f"{what}: unreadable {part}: {exc}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -298,17 +329,7 @@ async def _keep_alive(rest: AsterRest, frames: UserFrames, interval_s: float,
             delay = interval_s
 
 
-def _single(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
-    """The one exception inside `group` (nested groups flattened), else None."""
-    leaves: list[BaseException] = []
-    pending: list[BaseException] = [group]
-    while pending:
-        exc = pending.pop()
-        if isinstance(exc, BaseExceptionGroup):
-            pending.extend(exc.exceptions)
-        else:
-            leaves.append(exc)
-    return leaves[0] if len(leaves) == 1 else None
+_single = single_exception
 
 
 @asynccontextmanager

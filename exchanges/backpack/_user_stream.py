@@ -13,7 +13,13 @@ The rules:
   `VenueTransportError` otherwise ("Request has expired" is a clock problem: reconnecting
   with a fresh timestamp may fix it). Without this check a refused subscription would look
   like a quiet account.
-- A frame we cannot read is logged (one line, the reason but never the payload) and skipped.
+- A frame that may carry a fill or an order state and that we cannot read (not JSON, an
+  order event (`ORDER_EVENTS`) that does not decode, holds a non-finite number or an unknown
+  side or status) ends the stream with `VenueTransportError`: the caller reconnects and
+  reconciles over REST at once rather than miss that fill until some later reconnect. Other
+  unreadable frames (trigger or unknown events) are logged (one line, the reason but never
+  the payload) and skipped. Ids the doc does not pin to one JSON type (`t`, `c`) are read as
+  a number or a string.
 - Close 1000/1001 ends the iterator; any other close raises `VenueTransportError`.
 - Order states never regress (`OrderGate`): user events can arrive out of order (§4 pitfall
   11 shows it on Aster; nothing promises otherwise here), so an order update older than the
@@ -75,8 +81,8 @@ class OrderUpdate(msgspec.Struct, frozen=True):
     """Venue order id (always on order events)."""
     S: str = ""
     """`Bid` or `Ask` (trigger events may lack it)."""
-    c: int | None = None
-    """Our uint32 clientId, only if one was set."""
+    c: int | str | None = None
+    """Our uint32 clientId, only if one was set (a number; a string of digits accepted)."""
     o: str = ""
     """Order type: `LIMIT`, `MARKET`."""
     f: str = ""
@@ -95,8 +101,9 @@ class OrderUpdate(msgspec.Struct, frozen=True):
     """Post-only."""
     r: bool = False
     """Reduce-only."""
-    t: int | None = None
-    """Trade id (orderFill only), as `tradeId` in the fill history."""
+    t: int | str | None = None
+    """Trade id (orderFill only), as `tradeId` in the fill history (a number or a string: the
+    fill id is its text either way)."""
     l: Decimal | None = None  # noqa: E741 - the venue's name
     """Fill quantity."""
     L: Decimal | None = None
@@ -122,7 +129,16 @@ class _Frame(msgspec.Struct):
     message: Any = None
 
 
+class _DataHead(msgspec.Struct):
+    e: Any = None
+
+
+class _FrameHead(msgspec.Struct):
+    data: _DataHead | None = None
+
+
 _FRAME: Final = msgspec.json.Decoder(_Frame)
+_FRAME_HEAD: Final = msgspec.json.Decoder(_FrameHead)
 
 Converter = Callable[[OrderUpdate], tuple[Fill | None, VenueOrder | None]]
 """An update to (the fill it reports, the order state it reports); raises KeyError or
@@ -205,7 +221,7 @@ class UserFrames:
                 try:
                     raw = await self._ws.get_message()
                 except ConnectionClosed as exc:
-                    error = closed_error(VENUE, exc, what=WHAT)
+                    error = closed_error(VENUE, exc, what=WHAT, ws=self._ws)
                     if error is None:
                         raise StopAsyncIteration from None
                     raise error from None
@@ -216,6 +232,13 @@ class UserFrames:
         try:
             frame = _FRAME.decode(raw)
         except msgspec.DecodeError as exc:
+            try:
+                head = _FRAME_HEAD.decode(raw)
+            except msgspec.DecodeError:
+                raise _unreadable(f"not an event: {exc}") from None
+            kind = head.data.e if head.data is not None else None
+            if kind in ORDER_EVENTS:
+                raise _unreadable(f"{kind}: {exc}") from None
             logger.warning("%s %s: skipped malformed frame: %s", VENUE, WHAT, exc)
             return
         if frame.error is not None or (frame.data is None and frame.code is not None):
@@ -227,14 +250,11 @@ class UserFrames:
             logger.debug("%s %s: skipped %s event", VENUE, WHAT, update.e)
             return
         if not update.money_finite():
-            logger.warning("%s %s: skipped malformed frame: non-finite number", VENUE, WHAT)
-            return
+            raise _unreadable(f"{update.e}: non-finite number")
         try:
             fill, order = self._convert(update)
         except (KeyError, ValueError, VenueError) as exc:
-            logger.warning("%s %s: skipped malformed frame: %s", VENUE, WHAT,
-                           type(exc).__name__)
-            return
+            raise _unreadable(f"{update.e}: {type(exc).__name__}") from None
         if fill is not None:
             self._pending.append(fill)
         if order is not None and self._gate.admit(order, update.E):
@@ -258,6 +278,13 @@ class UserFrames:
             self._funding_since_ns = max(ts for ts, _ in self._funding_seen)
             self._funding_seen = {k for k in self._funding_seen
                                   if k[0] >= self._funding_since_ns}
+
+
+def _unreadable(reason: str) -> VenueTransportError:
+    """The error that ends the stream for an order event we cannot read (module docstring).
+    `reason` is msgspec's (paths, never values) or an exception type: no payload."""
+    logger.error("%s %s: unreadable frame, reconnecting: %s", VENUE, WHAT, reason)
+    return VenueTransportError(VENUE, f"{WHAT}: unreadable frame: {reason}")
 
 
 @asynccontextmanager

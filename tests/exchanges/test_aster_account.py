@@ -26,6 +26,8 @@ from exchanges import (
     VenueTransportError,
 )
 from exchanges.aster import AsterAccount, AsterHmacAuth, AsterRest
+from exchanges.aster._account import MAX_TRACKED_CLIENT_IDS, LruMap, _Trade
+from exchanges.aster._user_stream import OrderUpdate
 
 from .aster_sim import AsterSimulator
 
@@ -125,7 +127,7 @@ async def test_place_order_when_limit_crosses_then_filled_at_touch_and_fill_repo
     assert (order.status, order.filled_qty) == (OrderStatus.FILLED, Decimal("0.002"))
     [fill] = fills
     assert (fill.fill_id, fill.client_id, fill.venue_order_id) == (
-        "BTCUSDT:1", "t-1", order.venue_order_id)
+        f"BTCUSDT:1:{order.venue_order_id}", "t-1", order.venue_order_id)
     assert (fill.price, fill.qty, fill.fee_asset) == (Decimal("60000.1"), Decimal("0.002"), "USDT")
     assert fill.fee == Decimal("60000.1") * Decimal("0.002") * Decimal("0.0004")
     assert [(p.symbol, p.qty, p.entry_price) for p in positions] == [
@@ -411,3 +413,61 @@ async def test_place_order_when_success_body_unreadable_then_unknown_outcome():
             await account.place_order(limit("g-1", Side.BUY, "0.001", "59000.0"))
 
     assert caught.value.client_id == "g-1"
+
+
+# ---------------------------------------------------------------------------------------------
+# Fill ids across our own accounts; bounded client-id memory
+
+
+def _both_sides_of_one_trade() -> tuple[_Trade, _Trade]:
+    """One trade (id 5) as the buyer's and the seller's `userTrades` rows: same id, two orders."""
+    common = {"id": 5, "symbol": "BTCUSDT", "price": Decimal("60000.0"), "qty": Decimal("0.01"),
+              "commission": Decimal(0), "commissionAsset": "USDT", "time": T0_MS}
+    return (_Trade(orderId=11, side="BUY", maker=True, **common),
+            _Trade(orderId=12, side="SELL", maker=False, **common))
+
+
+async def test_fills_when_two_of_our_accounts_trade_together_then_fill_ids_differ(venue: Venue):
+    # The journal keys fills by (venue, fill_id): `<symbol>:<tradeId>` alone made the second
+    # account's fill a "duplicate" of the first one's, and it was dropped.
+    buyer = AsterAccount(venue.rest, account="a", symbols=["BTCUSDT"])
+    seller = AsterAccount(venue.rest, account="b", symbols=["BTCUSDT"])
+    buy, sell = _both_sides_of_one_trade()
+    buyer._client_ids[11], seller._client_ids[12] = "buy-1", "sell-1"
+    with trio.fail_after(5):
+        fills = [await buyer._fill(buy), await seller._fill(sell)]
+    assert [f.fill_id for f in fills] == ["BTCUSDT:5:11", "BTCUSDT:5:12"]
+    stream = [account._stream_fill(OrderUpdate(
+        s="BTCUSDT", c=cid, S=t.side, o="LIMIT", X="FILLED", x="TRADE", i=t.orderId,
+        q=t.qty, z=t.qty, T=t.time, l=t.qty, L=t.price, N="USDT", t=t.id, m=t.maker))
+        for account, t, cid in ((buyer, buy, "buy-1"), (seller, sell, "sell-1"))]
+    assert [f.fill_id for f in stream] == [f.fill_id for f in fills]  # REST == stream
+    assert venue.sim.received == []  # client ids were known: no lookup
+
+
+def test_lru_map_when_over_capacity_then_least_recently_used_forgotten():
+    lru: LruMap[int, str] = LruMap(2)
+    lru[1], lru[2] = "a", "b"
+    assert lru.get(1) == "a"  # 1 is now the newest
+    lru[3] = "c"
+    assert (len(lru), lru.get(2), lru.get(1), lru.get(3)) == (2, None, "a", "c")
+    lru[1] = "a2"
+    lru[4] = "d"
+    assert (1 in lru, 3 in lru, 4 in lru) == (True, False, True)
+    with pytest.raises(ValueError):
+        LruMap(0)
+
+
+async def test_place_order_when_many_orders_then_client_id_maps_stay_bounded(venue: Venue):
+    assert venue.account._client_ids.capacity == MAX_TRACKED_CLIENT_IDS == 65536
+    assert venue.account._ours.capacity == MAX_TRACKED_CLIENT_IDS
+    venue.account._client_ids = LruMap(3)
+    venue.account._ours = LruMap(3)
+    with trio.fail_after(5):
+        orders = [await venue.account.place_order(limit(f"strategy one/order {n}", Side.BUY,
+                                                        "0.001", "50000.0"))
+                  for n in range(10)]  # spaces: hashed ids, so `_ours` is used too
+        newest = await venue.account.open_orders()
+    assert (len(venue.account._client_ids), len(venue.account._ours)) == (3, 3)
+    by_id = {o.venue_order_id: o.client_id for o in newest}
+    assert by_id[orders[-1].venue_order_id] == "strategy one/order 9"  # newest still mapped

@@ -156,7 +156,7 @@ async def test_place_order_when_limit_crosses_then_filled_at_touch_and_balances_
     assert (order.status, order.filled_qty) == (OrderStatus.FILLED, Decimal("0.100"))
     [fill] = fills
     assert (fill.fill_id, fill.client_id, fill.venue_order_id) == (
-        "BNBUSDT:1", "t-1", order.venue_order_id)
+        f"BNBUSDT:1:{order.venue_order_id}", "t-1", order.venue_order_id)
     assert (fill.price, fill.qty, fill.liquidity) == (
         Decimal("600.10"), Decimal("0.100"), Liquidity.TAKER)
     assert (fill.fee, fill.fee_asset) == (Decimal("0.100") * TAKER, "BNB")  # in what it received
@@ -357,10 +357,11 @@ async def test_fills_when_since_after_trade_then_excluded(venue: Venue):
     with trio.fail_after(BOUND_S):
         await venue.account.place_order(market("f-1", Side.BUY, "0.100"))
         venue.clock.now_ms += 1000
-        await venue.account.place_order(market("f-2", Side.BUY, "0.100"))
+        second = await venue.account.place_order(market("f-2", Side.BUY, "0.100"))
         fills = await venue.account.fills(since_ns=(T0_MS + 500) * 1_000_000)
 
-    assert [(f.fill_id, f.client_id) for f in fills] == [("BNBUSDT:2", "f-2")]
+    assert [(f.fill_id, f.client_id) for f in fills] == [
+        (f"BNBUSDT:2:{second.venue_order_id}", "f-2")]
     assert venue.sim.received[-1].params["startTime"] == str(T0_MS + 500)
 
 
@@ -475,3 +476,47 @@ async def test_stream_user_when_running_then_key_kept_alive():
     puts = [r for r in v.sim.received if r.method == "PUT"]
     assert puts[0].path == "/api/v1/listenKey"
     assert puts[0].params["listenKey"] == LISTEN_KEY
+
+
+def execution_report(*, X: str, x: str = "TRADE", t: int = 4, i: int = 7, **extra: object) -> str:
+    """A spot `executionReport` (Binance shape) for order `i` of `s-1`: a 1 BNB fill at 600."""
+    return json.dumps({"e": "executionReport", "E": 9, "s": "BNBUSDT", "c": "s-1", "S": "BUY",
+                       "o": "LIMIT", "f": "GTC", "q": "1", "p": "600", "x": x, "X": X, "i": i,
+                       "l": "1", "z": "1", "L": "600", "n": "0", "N": "BNB", "T": 9, "t": t,
+                       "m": False, **extra})
+
+
+async def test_stream_user_when_trade_has_unknown_order_status_then_fill_kept_then_stream_ends():
+    with trio.fail_after(BOUND_S):
+        async with open_ws_sim() as ws:
+            v = make_venue(ws_url=ws.url)
+            async with v.rest, v.account.stream_user() as events:
+                connection = await ws.next_connection()
+                await connection.send(execution_report(X="EXPIRED_IN_MATCH"))
+                fill = await events.__anext__()
+                with pytest.raises(VenueTransportError, match="unreadable order update"):
+                    await events.__anext__()
+    assert isinstance(fill, Fill) and fill.fill_id == "BNBUSDT:4:7"  # <symbol>:<t>:<i>
+
+
+@pytest.mark.parametrize("frame", [
+    "not json {",
+    execution_report(X="FILLED", z="abc"),
+    execution_report(X="FILLED", S="SIDEWAYS"),
+], ids=["not-json", "bad-field", "unknown-side"])
+async def test_stream_user_when_fill_frame_unreadable_then_stream_ends(frame: str):
+    with trio.fail_after(BOUND_S):
+        async with open_ws_sim() as ws:
+            v = make_venue(ws_url=ws.url)
+            async with v.rest:
+                with pytest.raises(VenueTransportError, match="spot user stream: unreadable"):
+                    async with v.account.stream_user() as events:
+                        connection = await ws.next_connection()
+                        await connection.send(frame)
+                        await connection.send(execution_report(X="NEW", x="NEW", i=8))
+                        await events.__anext__()
+
+
+def test_spot_client_id_maps_when_created_then_bounded():
+    v = make_venue()
+    assert v.account._client_ids.capacity == v.account._ours.capacity == 65536

@@ -155,7 +155,7 @@ async def test_stream_user_when_taker_fill_then_fill_before_filled_order_with_re
     assert (filled.client_id, filled.status, filled.filled_qty) == (
         "take-1", OrderStatus.FILLED, Decimal("0.002"))
     assert fill == rest_fill  # same id, same Decimals: the journal dedupes the two
-    assert fill.fill_id == "BTCUSDT:1"
+    assert fill.fill_id == f"BTCUSDT:1:{filled.venue_order_id}"  # <symbol>:<t>:<i>
     assert (fill.client_id, fill.qty, fill.price, fill.liquidity) == (
         "take-1", Decimal("0.002"), Decimal("60000.1"), Liquidity.TAKER)
     assert fill.fee == Decimal("0.002") * Decimal("60000.1") * Decimal("0.0004")
@@ -240,18 +240,18 @@ async def test_stream_user_when_frames_out_of_order_then_order_never_regresses_b
                for e in received if isinstance(e, VenueOrder | Fill)]
     assert summary == [
         ("VenueOrder", "7", "OPEN"),
-        ("Fill", "7", "BTCUSDT:1"),
+        ("Fill", "7", "BTCUSDT:1:7"),
         ("VenueOrder", "7", "PARTIALLY_FILLED"),
-        ("Fill", "7", "BTCUSDT:2"),
+        ("Fill", "7", "BTCUSDT:2:7"),
         ("VenueOrder", "7", "FILLED"),
-        ("Fill", "7", "BTCUSDT:1"),  # a repeat: the journal dedupes by fill_id
+        ("Fill", "7", "BTCUSDT:1:7"),  # a repeat: the journal dedupes by fill_id
         ("VenueOrder", "8", "OPEN"),
     ]
     last = received[-1]
     assert isinstance(last, VenueOrder) and last.tif is TimeInForce.POST_ONLY
 
 
-async def test_stream_user_when_malformed_or_unknown_frame_then_logged_skipped_and_stream_up(
+async def test_stream_user_when_unknown_or_unneeded_frame_then_logged_skipped_and_stream_up(
         caplog: pytest.LogCaptureFixture):
     venue = make_venue("")
     caplog.set_level(logging.DEBUG)
@@ -260,23 +260,65 @@ async def test_stream_user_when_malformed_or_unknown_frame_then_logged_skipped_a
             venue.account._ws_url = ws.url
             async with venue.account.stream_user() as events:
                 connection = await ws.next_connection()
-                await connection.send("not json {")
-                await connection.send(order_frame(x="NEW", X="NEW", z="abc", E=1)
-                                      .replace('"q": "1"', '"q": "secret-ish-77"'))
                 await connection.send(json.dumps({"e": "MARGIN_CALL", "E": 2, "cw": "3.1"}))
                 await connection.send(json.dumps(
                     {"e": "ACCOUNT_CONFIG_UPDATE", "E": 3, "ac": {"s": "BTCUSDT", "l": 25}}))
                 await connection.send(json.dumps(
                     {"e": "ACCOUNT_UPDATE", "E": 4, "T": 4, "a": {"m": "ORDER", "B": [], "P": []}}))
-                await connection.send(order_frame(x="NEW", X="NEW", z="0", E=5))
+                # A malformed event we do not need for fills (funding reads REST from a cursor).
+                await connection.send(json.dumps(
+                    {"e": "ACCOUNT_UPDATE", "E": 5, "a": {"m": 77, "B": "secret-ish-77"}}))
+                await connection.send(order_frame(x="NEW", X="NEW", z="0", E=6))
                 event = await next_event(events)
     assert isinstance(event, VenueOrder) and event.client_id == "c-1"
     warnings = [r.getMessage() for r in caplog.records
                 if r.name == "exchanges.aster" and r.levelno >= logging.WARNING]
-    assert len(warnings) == 2
-    assert all("malformed" in line for line in warnings)
-    assert all("secret-ish-77" not in line and "abc" not in line for line in warnings)
+    assert len(warnings) == 1 and "malformed" in warnings[0]
+    assert "secret-ish-77" not in caplog.text
     assert venue.api_key not in caplog.text and venue.secret not in caplog.text
+
+
+@pytest.mark.parametrize("frame", [
+    "not json {",
+    order_frame(x="TRADE", X="FILLED", z="abc", E=1, l="1", L="100", t=3),
+    order_frame(x="TRADE", X="FILLED", z="1", E=1, l="NaN", L="100", t=3),
+    order_frame(x="TRADE", X="FILLED", z="1", E=1, l="1", L="100", t=3).replace(
+        '"S": "BUY"', '"S": "SIDEWAYS"'),  # the fill itself cannot be mapped
+    json.dumps({"e": "listenKeyExpired", "E": "soon"}),
+], ids=["not-json", "order-field", "non-finite", "unknown-side", "expired-key-field"])
+async def test_stream_user_when_frame_with_fill_or_order_unreadable_then_stream_ends(
+        frame: str, caplog: pytest.LogCaptureFixture):
+    # Skipping it would lose the fill until some later reconnect: end the stream instead,
+    # so the gateway reconnects and reconciles over REST now.
+    venue = make_venue("")
+    with trio.fail_after(BOUND_S):
+        async with open_ws_sim() as ws, venue.rest:
+            venue.account._ws_url = ws.url
+            with pytest.raises(VenueTransportError, match="user stream: unreadable") as caught:
+                async with venue.account.stream_user() as events:
+                    connection = await ws.next_connection()
+                    await connection.send(frame)
+                    await connection.send(order_frame(x="NEW", X="NEW", z="0", E=6))
+                    await next_event(events)
+    # msgspec's reasons name paths, not values (an unknown side or status is named, as ever).
+    assert "soon" not in str(caught.value) and "abc" not in str(caught.value)
+    assert "soon" not in caplog.text and "abc" not in caplog.text
+
+
+async def test_stream_user_when_trade_has_unknown_order_status_then_fill_kept_then_stream_ends():
+    venue = make_venue("")
+    with trio.fail_after(BOUND_S):
+        async with open_ws_sim() as ws, venue.rest:
+            venue.account._ws_url = ws.url
+            async with venue.account.stream_user() as events:
+                connection = await ws.next_connection()
+                await connection.send(order_frame(
+                    x="TRADE", X="EXPIRED_IN_MATCH", z="1", E=9, l="1", L="100", t=4))
+                fill = await next_event(events)
+                with pytest.raises(VenueTransportError, match="unreadable order update"):
+                    await next_event(events)
+    assert isinstance(fill, Fill)
+    assert (fill.fill_id, fill.client_id, fill.qty) == ("BTCUSDT:4:7", "c-1", Decimal(1))
 
 
 # ---------------------------------------------------------------------------------------------

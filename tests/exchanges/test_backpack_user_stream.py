@@ -281,7 +281,7 @@ async def test_stream_user_when_frames_out_of_order_then_states_never_regress() 
     assert seen[1].ts_venue_ns == 29_000  # T (µs) → ns
 
 
-async def test_stream_user_when_malformed_frame_then_logged_once_and_next_event_arrives(
+async def test_stream_user_when_malformed_unneeded_frame_then_logged_once_and_next_event_arrives(
         caplog: pytest.LogCaptureFixture) -> None:
     v = Venue()
     with trio.fail_after(BOUND_S), caplog.at_level(logging.WARNING):
@@ -289,16 +289,56 @@ async def test_stream_user_when_malformed_frame_then_logged_once_and_next_event_
             account = BackpackAccount(v.rest, "bp-main", ws_url=ws.url)
             async with account.stream_user() as events:
                 connection = await ws.next_connection()
-                await connection.send('{"stream":"account.orderUpdate","data":{"e":"x_PAYLOAD"')
-                await connection.send(frame("orderAccepted", 10, z="NaN"))
+                # A trigger event we never use, malformed: skipped, the stream stays up.
+                await connection.send(frame("triggerFailed", 9, E="x_PAYLOAD"))
                 await connection.send(frame("triggerPlaced", 11))
                 await connection.send(frame("orderAccepted", 12))
                 event = await events.__anext__()
     assert isinstance(event, VenueOrder) and event.status is OrderStatus.OPEN
     malformed = [r for r in caplog.records if "malformed" in r.getMessage()]
-    assert len(malformed) == 2
+    assert len(malformed) == 1
     assert all("x_PAYLOAD" not in r.getMessage() and "\n" not in r.getMessage()
                for r in malformed)
+
+
+@pytest.mark.parametrize("text", [
+    '{"stream":"account.orderUpdate","data":{"e":"orderFill","x_PAYLOAD"',
+    frame("orderFill", 30, z="1", status="Filled", l="x_PAYLOAD", L="100.5", t=7),
+    frame("orderFill", 30, z="1", status="Filled", l="1", L="NaN", t=7),
+    frame("orderFill", 30, z="1", status="Filled", l="1", L="100.5", t=7, S="Sideways"),
+    frame("orderAccepted", 10, z="NaN"),
+    frame("orderCancelled", 10, status="Cancelled", i=["x_PAYLOAD"]),
+], ids=["truncated", "bad-qty", "non-finite", "unknown-side", "non-finite-order", "bad-id"])
+async def test_stream_user_when_order_frame_unreadable_then_stream_ends(
+        text: str, caplog: pytest.LogCaptureFixture) -> None:
+    # Skipping an unreadable fill would lose it until some later reconnect: end the stream,
+    # so the gateway reconnects and reconciles over REST now.
+    v = Venue()
+    with trio.fail_after(BOUND_S):
+        async with open_ws_sim() as ws, v.rest:
+            account = BackpackAccount(v.rest, "bp-main", ws_url=ws.url)
+            with pytest.raises(VenueTransportError, match="user stream: unreadable") as caught:
+                async with account.stream_user() as events:
+                    connection = await ws.next_connection()
+                    await connection.send(text)
+                    await connection.send(frame("orderAccepted", 12))
+                    await events.__anext__()
+    assert "x_PAYLOAD" not in str(caught.value) and "x_PAYLOAD" not in caplog.text
+
+
+async def test_stream_user_when_trade_id_is_a_string_then_fill_with_rest_fill_id() -> None:
+    v = Venue()
+    with trio.fail_after(BOUND_S):
+        async with open_ws_sim() as ws, v.rest:
+            account = BackpackAccount(v.rest, "bp-main", ws_url=ws.url)
+            number = account.client_ids.to_uint32("ours-1")
+            async with account.stream_user() as events:
+                connection = await ws.next_connection()
+                await connection.send(frame("orderFill", 30, z="1", status="PartiallyFilled",
+                                            l="1", L="100.5", t="567", c=str(number)))
+                fill, order = await take(events, 2)
+    assert isinstance(fill, Fill) and isinstance(order, VenueOrder)
+    assert (fill.fill_id, fill.client_id, fill.qty) == (f"{SYMBOL}:567:9", "ours-1", Decimal(1))
 
 
 async def test_stream_user_when_error_answer_then_raises_not_silent() -> None:

@@ -188,7 +188,8 @@ async def _daemon_round(samples: int) -> OrderEntryProbe:
         market: SyntheticMarket = assembly.world.market
         plain = assembly.venues[VENUE]
         venue = ProbeVenue(plain.config, home / "paper", probe)
-        assembly = dataclasses.replace(assembly, venues={VENUE: venue}, world=None)
+        assembly = dataclasses.replace(assembly, venues={VENUE: venue}, markets={VENUE: venue},
+                                       world=None)
         root = Supervisor(assembly.tree())
         venue.open()
         try:

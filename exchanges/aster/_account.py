@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from decimal import Decimal
-from typing import Final, Generic, TypeVar
+from typing import ClassVar, Final, Generic, TypeVar
 
 import msgspec
 
@@ -167,22 +167,22 @@ def _dec(value: Decimal) -> str:
     return format(value, "f")
 
 
-class AsterAccount:
-    """One Aster futures account (one-way position mode) as an `AccountClient`.
-
-    `symbols` are the symbols `fills()` scans: Aster's `userTrades` takes one symbol per call
-    and there is no account-wide trade list. `ws_url` is the WebSocket base of the user stream.
-    Error handling is `AsterRest`'s: rejections are `VenueRejectedError`, lost answers on
-    placement `OrderOutcomeUnknownError`.
+class AsterOrderAccount:
+    """What Aster's futures and spot accounts share: Binance's order, trade and client-id
+    shapes under a different path prefix, `api`. Subclasses add the endpoints that differ
+    (positions, balances, cancel-all, the user stream).
     """
+
+    api: ClassVar[str]
+    """The signed endpoints' prefix: `/fapi/v1` (futures) or `/api/v1` (spot)."""
 
     keepalive_interval_s: float = LISTEN_KEY_KEEPALIVE_S
     """How often `stream_user` extends its listen key; tests shorten it per instance."""
     keepalive_retry_s: float = LISTEN_KEY_RETRY_S
     """How soon a failed keepalive is retried."""
 
-    def __init__(self, rest: AsterRest, *, account: str, symbols: Sequence[str] = (),
-                 ws_url: str = FUTURES_WS_URL) -> None:
+    def __init__(self, rest: AsterRest, *, account: str, symbols: Sequence[str],
+                 ws_url: str) -> None:
         self._rest = rest
         self._account = account
         self.symbols = list(symbols)
@@ -200,6 +200,79 @@ class AsterAccount:
     @property
     def account(self) -> str:
         return self._account
+
+    async def _trades(self, symbol: str, since_ms: int) -> list[_Trade]:
+        params = [("symbol", symbol), ("startTime", str(since_ms)), ("limit", str(MAX_PAGE))]
+        trades: list[_Trade] = []
+        while True:
+            body = await self._rest.signed("GET", f"{self.api}/userTrades", params)
+            page = _decoded(list[_Trade], body, "userTrades")
+            trades += page
+            if len(page) < MAX_PAGE:
+                return trades
+            # fromId and startTime cannot be combined (Binance rule, spot doc): page on by id.
+            params = [("symbol", symbol), ("fromId", str(page[-1].id + 1)),
+                      ("limit", str(MAX_PAGE))]
+
+    async def _fill(self, trade: _Trade) -> Fill:
+        client_id = self._client_ids.get(trade.orderId)
+        if client_id is None:
+            body = await self._rest.signed("GET", f"{self.api}/order", [
+                ("symbol", trade.symbol), ("orderId", str(trade.orderId))])
+            client_id = self._order(_decoded(_Order, body, "query order"), None).client_id
+        return Fill(venue=VENUE, account=self._account,
+                    fill_id=_fill_id(trade.symbol, trade.id, trade.orderId), client_id=client_id,
+                    venue_order_id=str(trade.orderId), symbol=trade.symbol,
+                    side=_side(trade.side), qty=trade.qty, price=trade.price,
+                    fee=trade.commission, fee_asset=trade.commissionAsset,
+                    liquidity=Liquidity.MAKER if trade.maker else Liquidity.TAKER,
+                    ts_venue_ns=trade.time * _MS_TO_NS)
+
+    def _order(self, order: _Order, client_id: str | None) -> VenueOrder:
+        status = _STATUSES.get(order.status)
+        if status is None:
+            raise VenueTransportError(VENUE, f"order {order.orderId}: unknown status "
+                                             f"{order.status!r}")
+        ours = client_id if client_id is not None else self._client_id(order.orderId,
+                                                                       order.clientOrderId)
+        self._client_ids[order.orderId] = ours
+        # STOP_MARKET, TAKE_PROFIT_MARKET, TRAILING_STOP_MARKET execute as market orders.
+        # Spot orders carry no reduceOnly: it decodes as False.
+        order_type = OrderType.MARKET if order.type.endswith("MARKET") else OrderType.LIMIT
+        return VenueOrder(
+            venue=VENUE, account=self._account, client_id=ours,
+            venue_order_id=str(order.orderId), symbol=order.symbol, side=_side(order.side),
+            order_type=order_type, tif=_TIFS_IN.get(order.timeInForce, TimeInForce.GTC),
+            qty=order.origQty,
+            price=order.price if order_type is OrderType.LIMIT and order.price != 0 else None,
+            filled_qty=order.executedQty, status=status, reduce_only=order.reduceOnly,
+            ts_venue_ns=(order.updateTime or order.time) * _MS_TO_NS)
+
+
+    def _client_id(self, order_id: int, venue_id: str) -> str:
+        """Ours for a venue order: known by order id, else by the (hashed) id we sent, else
+        the venue's, which is ours unless we hashed it in another process (or forgot it)."""
+        known = self._client_ids.get(order_id)
+        if known is not None:
+            return known
+        ours = self._ours.get(venue_id)
+        return ours if ours is not None else venue_id
+
+
+class AsterAccount(AsterOrderAccount):
+    """One Aster futures account (one-way position mode) as an `AccountClient`.
+
+    `symbols` are the symbols `fills()` scans: Aster's `userTrades` takes one symbol per call
+    and there is no account-wide trade list. `ws_url` is the WebSocket base of the user stream.
+    Error handling is `AsterRest`'s: rejections are `VenueRejectedError`, lost answers on
+    placement `OrderOutcomeUnknownError`.
+    """
+
+    api: ClassVar[str] = "/fapi/v1"
+
+    def __init__(self, rest: AsterRest, *, account: str, symbols: Sequence[str] = (),
+                 ws_url: str = FUTURES_WS_URL) -> None:
+        super().__init__(rest, account=account, symbols=symbols, ws_url=ws_url)
 
     # -----------------------------------------------------------------------------------------
     # Orders
@@ -431,62 +504,6 @@ class AsterAccount:
             return self._order(_decoded(_Order, bytes(item), "batch order"), client_id)
         except VenueTransportError as exc:  # placed, but we cannot read what it became
             return OrderOutcomeUnknownError(VENUE, client_id, str(exc))
-
-    async def _trades(self, symbol: str, since_ms: int) -> list[_Trade]:
-        params = [("symbol", symbol), ("startTime", str(since_ms)), ("limit", str(MAX_PAGE))]
-        trades: list[_Trade] = []
-        while True:
-            body = await self._rest.signed("GET", "/fapi/v1/userTrades", params)
-            page = _decoded(list[_Trade], body, "userTrades")
-            trades += page
-            if len(page) < MAX_PAGE:
-                return trades
-            # fromId and startTime cannot be combined (Binance rule): page on by id.
-            params = [("symbol", symbol), ("fromId", str(page[-1].id + 1)),
-                      ("limit", str(MAX_PAGE))]
-
-    async def _fill(self, trade: _Trade) -> Fill:
-        client_id = self._client_ids.get(trade.orderId)
-        if client_id is None:
-            body = await self._rest.signed("GET", "/fapi/v1/order", [
-                ("symbol", trade.symbol), ("orderId", str(trade.orderId))])
-            client_id = self._order(_decoded(_Order, body, "query order"), None).client_id
-        return Fill(venue=VENUE, account=self._account,
-                    fill_id=_fill_id(trade.symbol, trade.id, trade.orderId), client_id=client_id,
-                    venue_order_id=str(trade.orderId), symbol=trade.symbol,
-                    side=_side(trade.side), qty=trade.qty, price=trade.price,
-                    fee=trade.commission, fee_asset=trade.commissionAsset,
-                    liquidity=Liquidity.MAKER if trade.maker else Liquidity.TAKER,
-                    ts_venue_ns=trade.time * _MS_TO_NS)
-
-    def _order(self, order: _Order, client_id: str | None) -> VenueOrder:
-        status = _STATUSES.get(order.status)
-        if status is None:
-            raise VenueTransportError(VENUE, f"order {order.orderId}: unknown status "
-                                             f"{order.status!r}")
-        ours = client_id if client_id is not None else self._client_id(order.orderId,
-                                                                       order.clientOrderId)
-        self._client_ids[order.orderId] = ours
-        # STOP_MARKET, TAKE_PROFIT_MARKET, TRAILING_STOP_MARKET execute as market orders.
-        order_type = OrderType.MARKET if order.type.endswith("MARKET") else OrderType.LIMIT
-        return VenueOrder(
-            venue=VENUE, account=self._account, client_id=ours,
-            venue_order_id=str(order.orderId), symbol=order.symbol, side=_side(order.side),
-            order_type=order_type, tif=_TIFS_IN.get(order.timeInForce, TimeInForce.GTC),
-            qty=order.origQty,
-            price=order.price if order_type is OrderType.LIMIT and order.price != 0 else None,
-            filled_qty=order.executedQty, status=status, reduce_only=order.reduceOnly,
-            ts_venue_ns=(order.updateTime or order.time) * _MS_TO_NS)
-
-
-    def _client_id(self, order_id: int, venue_id: str) -> str:
-        """Ours for a venue order: known by order id, else by the (hashed) id we sent, else
-        the venue's, which is ours unless we hashed it in another process (or forgot it)."""
-        known = self._client_ids.get(order_id)
-        if known is not None:
-            return known
-        ours = self._ours.get(venue_id)
-        return ours if ours is not None else venue_id
 
     def _stream_order(self, update: OrderUpdate, event_ms: int) -> VenueOrder:
         """An `ORDER_TRADE_UPDATE` as the REST order it describes, through `_order`."""

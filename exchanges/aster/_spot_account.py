@@ -44,7 +44,8 @@ from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from decimal import Decimal
-from typing import Final
+from functools import partial
+from typing import ClassVar, Final
 
 import msgspec
 import trio
@@ -53,7 +54,6 @@ from trio_websocket import ConnectionClosed, WebSocketConnection
 from .._exceptions import (
     OrderOutcomeUnknownError,
     RejectReason,
-    VenueAuthError,
     VenueError,
     VenueRejectedError,
     VenueTransportError,
@@ -67,32 +67,26 @@ from .._models import (
     OrderRequest,
     OrderType,
     Position,
-    TimeInForce,
     UserEvent,
     VenueOrder,
 )
 from ._account import (
-    _STATUSES,
-    _TIFS_IN,
     _TIFS_OUT,
-    MAX_PAGE,
-    LruMap,
+    AsterOrderAccount,
     _dec,
     _decoded,
     _fill_id,
     _Order,
     _side,
-    _Trade,
 )
 from ._auth import VENUE
 from ._client_ids import venue_client_id
 from ._rest import AsterRest
 from ._spot_market import SPOT_WS_URL, spot_server_time_ms
 from ._user_stream import (
-    LISTEN_KEY_KEEPALIVE_S,
-    LISTEN_KEY_RETRY_S,
     _OrderSequencer,
     _single,
+    keep_listen_key_alive,
     unreadable_update,
 )
 
@@ -280,7 +274,7 @@ class SpotUserFrames:
 # The client
 
 
-class AsterSpotAccount:
+class AsterSpotAccount(AsterOrderAccount):
     """One Aster spot account as an `AccountClient` (see the module docstring for how spot
     differs from futures).
 
@@ -290,29 +284,11 @@ class AsterSpotAccount:
     off: `AsterRest.sync_clock()` asks the futures host.
     """
 
-    keepalive_interval_s: float = LISTEN_KEY_KEEPALIVE_S
-    """How often `stream_user` extends its listen key; tests shorten it per instance."""
-    keepalive_retry_s: float = LISTEN_KEY_RETRY_S
-    """How soon a failed keepalive is retried."""
+    api: ClassVar[str] = "/api/v1"
 
     def __init__(self, rest: AsterRest, *, account: str, symbols: Sequence[str] = (),
                  ws_url: str = SPOT_WS_URL) -> None:
-        self._rest = rest
-        self._account = account
-        self.symbols = list(symbols)
-        self._ws_url = ws_url
-        self._client_ids: LruMap[int, str] = LruMap()
-        """Venue order id → our client id, for fills (userTrades names orders by id only)."""
-        self._ours: LruMap[str, str] = LruMap()
-        """Venue client id → ours, for ids we had to hash (see `_client_ids.py`)."""
-
-    @property
-    def venue(self) -> str:
-        return VENUE
-
-    @property
-    def account(self) -> str:
-        return self._account
+        super().__init__(rest, account=account, symbols=symbols, ws_url=ws_url)
 
     async def sync_clock(self) -> int:
         """Measure spot server time − local time (`GET /api/v1/time`), store it as the auth's
@@ -455,7 +431,10 @@ class AsterSpotAccount:
             frames = SpotUserFrames(ws, self)
             try:
                 async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._keep_alive, key, frames)
+                    nursery.start_soon(partial(
+                        keep_listen_key_alive, partial(self._extend_listen_key, key),
+                        frames.fail, interval_s=self.keepalive_interval_s,
+                        retry_s=self.keepalive_retry_s, what=WHAT))
                     try:
                         yield frames
                     finally:
@@ -475,82 +454,8 @@ class AsterSpotAccount:
         body = await self._rest.signed("POST", SPOT_LISTEN_KEY_PATH)
         return _decoded(_ListenKey, body, SPOT_LISTEN_KEY_PATH).listenKey
 
-    async def _keep_alive(self, key: str, frames: SpotUserFrames) -> None:
-        """PUT the key every `keepalive_interval_s`, sooner after a failure; a refusal for good
-        (unknown key, bad credentials) ends the stream through `frames.fail`. Never raises."""
-        delay = self.keepalive_interval_s
-        while True:
-            await trio.sleep(delay)
-            try:
-                await self._rest.signed("PUT", SPOT_LISTEN_KEY_PATH, [("listenKey", key)])
-            except (VenueAuthError, VenueRejectedError) as exc:
-                if isinstance(exc, VenueAuthError) or exc.code == _FATAL_KEEPALIVE_CODE:
-                    logger.error("%s %s: listen key keepalive refused: %s", VENUE, WHAT, exc)
-                    await frames.fail(VenueTransportError(
-                        VENUE, f"{WHAT}: listen key keepalive refused: {exc}"))
-                    return
-                logger.warning("%s %s: keepalive failed (%s); retrying in %.0f s",
-                               VENUE, WHAT, exc, self.keepalive_retry_s)
-                delay = self.keepalive_retry_s
-            except VenueError as exc:
-                logger.warning("%s %s: keepalive failed (%s); retrying in %.0f s",
-                               VENUE, WHAT, exc, self.keepalive_retry_s)
-                delay = self.keepalive_retry_s
-            else:
-                delay = self.keepalive_interval_s
-
-    async def _trades(self, symbol: str, since_ms: int) -> list[_Trade]:
-        params = [("symbol", symbol), ("startTime", str(since_ms)), ("limit", str(MAX_PAGE))]
-        trades: list[_Trade] = []
-        while True:
-            body = await self._rest.signed("GET", "/api/v1/userTrades", params)
-            page = _decoded(list[_Trade], body, "userTrades")
-            trades += page
-            if len(page) < MAX_PAGE:
-                return trades
-            # fromId cannot be sent with startTime (spot doc): page on by id.
-            params = [("symbol", symbol), ("fromId", str(page[-1].id + 1)),
-                      ("limit", str(MAX_PAGE))]
-
-    async def _fill(self, trade: _Trade) -> Fill:
-        client_id = self._client_ids.get(trade.orderId)
-        if client_id is None:
-            body = await self._rest.signed("GET", "/api/v1/order", [
-                ("symbol", trade.symbol), ("orderId", str(trade.orderId))])
-            client_id = self._order(_decoded(_Order, body, "query order"), None).client_id
-        return Fill(venue=VENUE, account=self._account,
-                    fill_id=_fill_id(trade.symbol, trade.id, trade.orderId), client_id=client_id,
-                    venue_order_id=str(trade.orderId), symbol=trade.symbol,
-                    side=_side(trade.side), qty=trade.qty, price=trade.price,
-                    fee=trade.commission, fee_asset=trade.commissionAsset,
-                    liquidity=Liquidity.MAKER if trade.maker else Liquidity.TAKER,
-                    ts_venue_ns=trade.time * _MS_TO_NS)
-
-    def _order(self, order: _Order, client_id: str | None) -> VenueOrder:
-        status = _STATUSES.get(order.status)
-        if status is None:
-            raise VenueTransportError(VENUE, f"order {order.orderId}: unknown status "
-                                             f"{order.status!r}")
-        ours = client_id if client_id is not None else self._client_id(order.orderId,
-                                                                       order.clientOrderId)
-        self._client_ids[order.orderId] = ours
-        # STOP_MARKET and TAKE_PROFIT_MARKET execute as market orders.
-        order_type = OrderType.MARKET if order.type.endswith("MARKET") else OrderType.LIMIT
-        return VenueOrder(
-            venue=VENUE, account=self._account, client_id=ours,
-            venue_order_id=str(order.orderId), symbol=order.symbol, side=_side(order.side),
-            order_type=order_type, tif=_TIFS_IN.get(order.timeInForce, TimeInForce.GTC),
-            qty=order.origQty,
-            price=order.price if order_type is OrderType.LIMIT and order.price != 0 else None,
-            filled_qty=order.executedQty, status=status, reduce_only=False,
-            ts_venue_ns=(order.updateTime or order.time) * _MS_TO_NS)
-
-    def _client_id(self, order_id: int, venue_id: str) -> str:
-        known = self._client_ids.get(order_id)
-        if known is not None:
-            return known
-        ours = self._ours.get(venue_id)
-        return ours if ours is not None else venue_id
+    async def _extend_listen_key(self, key: str) -> None:
+        await self._rest.signed("PUT", SPOT_LISTEN_KEY_PATH, [("listenKey", key)])
 
     def _stream_order(self, event: _ExecutionReport) -> VenueOrder:
         return self._order(_Order(

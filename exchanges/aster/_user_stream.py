@@ -53,6 +53,7 @@ from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from decimal import Decimal
+from functools import partial
 from typing import Final
 
 import msgspec
@@ -303,27 +304,29 @@ def unreadable_update(what: str, part: str, exc: VenueTransportError) -> VenueTr
 # Keepalive and the context
 
 
-async def _keep_alive(rest: AsterRest, frames: UserFrames, interval_s: float,
-                      retry_s: float) -> None:
-    """PUT the key every `interval_s`; retry after `retry_s` when a PUT fails. Never raises:
-    a refusal for good ends the stream through `frames.fail`."""
+async def keep_listen_key_alive(extend: Callable[[], Awaitable[object]],
+                                fail: Callable[[VenueError], Awaitable[None]], *,
+                                interval_s: float, retry_s: float, what: str = WHAT) -> None:
+    """Call `extend` (the venue's listen-key PUT) every `interval_s`; retry after `retry_s`
+    when it fails. Never raises: a refusal for good (unknown key, bad credentials) ends the
+    stream through `fail`. Futures and spot streams share it."""
     delay = interval_s
     while True:
         await trio.sleep(delay)
         try:
-            await rest.keepalive_listen_key()
+            await extend()
         except (VenueAuthError, VenueRejectedError) as exc:
             if isinstance(exc, VenueAuthError) or exc.code == _FATAL_KEEPALIVE_CODE:
-                logger.error("%s %s: listen key keepalive refused: %s", VENUE, WHAT, exc)
-                await frames.fail(VenueTransportError(
-                    VENUE, f"{WHAT}: listen key keepalive refused: {exc}"))
+                logger.error("%s %s: listen key keepalive refused: %s", VENUE, what, exc)
+                await fail(VenueTransportError(
+                    VENUE, f"{what}: listen key keepalive refused: {exc}"))
                 return
             logger.warning("%s %s: listen key keepalive failed (%s); retrying in %.0f s",
-                           VENUE, WHAT, exc, retry_s)
+                           VENUE, what, exc, retry_s)
             delay = retry_s
         except VenueError as exc:
             logger.warning("%s %s: listen key keepalive failed (%s); retrying in %.0f s",
-                           VENUE, WHAT, exc, retry_s)
+                           VENUE, what, exc, retry_s)
             delay = retry_s
         else:
             delay = interval_s
@@ -348,7 +351,9 @@ async def open_user_stream(rest: AsterRest, ws_url: str, *, order_of: OrderMappe
                             opened_ms=opened_ms)
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(_keep_alive, rest, frames, keepalive_s, retry_s)
+                nursery.start_soon(partial(keep_listen_key_alive, rest.keepalive_listen_key,
+                                           frames.fail, interval_s=keepalive_s,
+                                           retry_s=retry_s))
                 try:
                     yield frames
                 finally:
